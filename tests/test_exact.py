@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tremor.errors import QueryError, VocabularyMismatchError
+from tremor.index.exact import ExactIndex
+from tremor.sparse import SparseVectors
+
+
+def random_set(n_docs=400, n_queries=30, vocab=300, seed=0):
+    rng = np.random.default_rng(seed)
+    docs = sp.random(n_docs, vocab, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    queries = sp.random(n_queries, vocab, density=0.03, format="csr", random_state=rng, dtype=np.float32)
+    return SparseVectors.from_scipy(docs), SparseVectors.from_scipy(queries)
+
+
+def reference_top_k(docs: SparseVectors, queries: SparseVectors, k: int):
+    scores = (queries.to_scipy().astype(np.float64) @ docs.to_scipy().T.astype(np.float64)).toarray()
+    out = []
+    for row in scores:
+        order = np.lexsort((np.arange(row.size), -row))  # score desc, then doc id asc
+        out.append([(int(d), row[d]) for d in order[:k] if row[d] > 0])
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_exact_equals_scipy_top_k(k):
+    docs, queries = random_set()
+    scores, ids = ExactIndex.build(docs).search(queries, k)
+    assert scores.shape == ids.shape == (len(queries), k)
+    for qi, expected in enumerate(reference_top_k(docs, queries, k)):
+        got = [(int(d), float(s)) for d, s in zip(ids[qi], scores[qi], strict=True) if d >= 0]
+        assert [d for d, _ in got] == [d for d, _ in expected]
+        assert np.allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
+
+
+def test_k_larger_than_collection_pads_and_empty_query_returns_nothing():
+    docs, queries = random_set(n_docs=5, n_queries=3, vocab=20, seed=4)
+    scores, ids = ExactIndex.build(docs).search(queries, k=50)
+    assert ids.shape == (3, 50)
+    assert np.all((ids >= 0).sum(axis=1) <= 5)
+    assert np.all(scores[ids < 0] == -np.inf)
+    _, empty_ids = ExactIndex.build(docs).search(SparseVectors.empty(2, 20), k=3)
+    assert np.all(empty_ids == -1)
+
+
+def test_bad_k_and_foreign_vocabulary_rejected():
+    docs = SparseVectors.from_dicts([{1: 1.0}], vocab_size=4, vocab_id="bm25:one")
+    index = ExactIndex.build(docs)
+    with pytest.raises(QueryError):
+        index.search(SparseVectors.from_dicts([{1: 1.0}], vocab_size=4, vocab_id="bm25:one"), k=0)
+    with pytest.raises(VocabularyMismatchError):
+        index.search(SparseVectors.from_dicts([{1: 1.0}], vocab_size=4, vocab_id="bm25:two"), k=1)

@@ -1,0 +1,3 @@
+from tremor.cli import main
+
+main()

@@ -1,0 +1,155 @@
+"""The ``tremor`` command: build indexes, search them, run the offline demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from tremor.errors import TremorError
+
+
+class _Group(click.Group):
+    """Turns TremorError (bad input, bad index, bad query) into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TremorError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tremor")
+def cli() -> None:
+    """tremor: learned-sparse retrieval (BM25 and neural sparse encoders, exact and Seismic indexes)."""
+
+
+@cli.group(cls=_Group)
+def index() -> None:
+    """Build and inspect index directories."""
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict:
+    from tremor.index import _parse_value
+
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise TremorError(f"--param expects key=value, got '{pair}'")
+        key, value = pair.split("=", 1)
+        params[key.strip()] = _parse_value(value.strip())
+    return params
+
+
+@index.command("build")
+@click.option("--corpus", required=True, help="BEIR folder, JSONL or TSV file, or ir_datasets id.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Index directory.")
+@click.option("--encoder", default="bm25", show_default=True, help="'bm25', or a model directory / hub name.")
+@click.option("--index", "index_spec", default="exact", show_default=True,
+              help="Index type and build parameters, e.g. 'exact' or 'seismic,lambda=3000,beta=0.2,alpha=0.5'.")
+@click.option("--param", "params", multiple=True, help="Extra build parameter key=value (repeatable).")
+@click.option("--batch-size", default=256, show_default=True, help="Documents per encoder batch.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...], batch_size: int,
+                overwrite: bool, quiet: bool) -> None:
+    """Encode a corpus and write an index directory."""
+    from tremor.index.builder import build_index
+
+    started = time.perf_counter()
+    path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite, batch_size=batch_size,
+                       progress=not quiet, **_parse_params(params))
+    from tremor.index.storage import read_manifest
+
+    manifest = read_manifest(path)
+    click.echo(f"built {manifest['index_type']} index of {manifest['counts']['documents']} documents at {path} "
+               f"in {time.perf_counter() - started:.1f}s")
+
+
+@index.command("info")
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--verify", is_flag=True, help="Also check every array's sha256.")
+def index_info(index_dir: Path, verify: bool) -> None:
+    """Print an index's manifest (and check its integrity)."""
+    from tremor.search import Searcher
+
+    searcher = Searcher.load(index_dir, verify=verify)
+    manifest = dict(searcher.manifest)
+    manifest["arrays"] = {name: {k: v for k, v in entry.items() if k != "sha256"}
+                          for name, entry in manifest["arrays"].items()}
+    manifest["bytes_on_disk"] = sum(p.stat().st_size for p in Path(index_dir).rglob("*") if p.is_file())
+    click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _print_hits(query: str, hits, width: int) -> None:
+    click.echo(f"query: {query}")
+    if not hits:
+        click.echo("  (no matching documents)")
+    for hit in hits:
+        snippet = " ".join(f"{hit.title or ''} {hit.text or ''}".split())
+        room = max(width - 32, 20)
+        if len(snippet) > room:
+            snippet = snippet[: room - 1] + "…"
+        click.echo(f"  {hit.rank:>3}  {hit.score:9.4f}  {hit.id:<12.12}  {snippet}")
+
+
+@cli.command("search")
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("queries", nargs=-1, required=True)
+@click.option("-k", "--k", "k", default=10, show_default=True, help="Number of hits per query.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines output, one object per query.")
+@click.option("--param", "params", multiple=True, help="Search-time parameter key=value (repeatable).")
+def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, params: tuple[str, ...]) -> None:
+    """Search an index directory with one or more text queries."""
+    from tremor.search import Searcher
+
+    searcher = Searcher.load(index_dir)
+    results = searcher.batch_search(list(queries), k=k, **_parse_params(params))
+    width = shutil.get_terminal_size((120, 20)).columns
+    for query, hits in zip(queries, results, strict=True):
+        if as_json:
+            click.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        else:
+            _print_hits(query, hits, width)
+
+
+DEMO_QUERIES = ("what causes earthquakes", "how are learned sparse vectors searched quickly",
+                "measuring the size of an earthquake")
+
+
+@cli.command("demo")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the demo index here instead of a temporary directory.")
+def demo(keep: Path | None) -> None:
+    """Build a BM25 index over a small corpus shipped with tremor and run a few queries (offline)."""
+    from tremor.index.builder import build_index
+    from tremor.search import Searcher
+
+    corpus = resources.files("tremor") / "data" / "demo.jsonl"
+    with resources.as_file(corpus) as corpus_file, tempfile.TemporaryDirectory(prefix="tremor-demo-") as tmp:
+        out = keep or Path(tmp) / "demo-index"
+        started = time.perf_counter()
+        build_index(corpus_file, out, encoder="bm25", index="exact", overwrite=keep is not None, progress=False)
+        searcher = Searcher.load(out)
+        click.echo(f"indexed {searcher.n_docs} documents from {corpus_file.name} in "
+                   f"{time.perf_counter() - started:.1f}s → {out if keep else '(temporary directory)'}\n")
+        width = shutil.get_terminal_size((120, 20)).columns
+        for query in DEMO_QUERIES:
+            _print_hits(query, searcher.search(query, k=3), width)
+            click.echo("")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="tremor")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

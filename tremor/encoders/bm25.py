@@ -1,0 +1,191 @@
+"""BM25 as a sparse encoder: documents become BM25 term impacts, queries become term counts, so that the inner
+product of a query vector and a document vector is exactly the document's BM25 score (Robertson & Zaragoza, in the
+form Lucene 8+ uses: idf · tf / (tf + k1·(1 − b + b·dl/avgdl)), idf = ln(1 + (N − df + 0.5)/(df + 0.5))).
+
+The same index machinery then serves lexical and learned vectors. Text is analyzed with ``EnglishAnalyzer`` (a word
+analyzer with Porter stemming, as Anserini does) rather than a WordPiece vocabulary, because BM25 over stemmed words is
+the baseline everyone compares against; the vocabulary is the set of index terms of the fitted corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tremor.encoders.analyzer import EnglishAnalyzer
+from tremor.encoders.base import register_encoder, require_texts, vocab_hash, write_encoder_config
+from tremor.errors import IndexFormatError, TremorError
+from tremor.sparse import SparseVectors
+
+
+def _lucene_int4_to_long(i: int) -> int:
+    bits = i & 0x07
+    shift = (i >> 3) - 1
+    return bits if shift == -1 else (bits | 0x08) << shift
+
+
+def _lucene_long_to_int4(i: int) -> int:
+    num_bits = i.bit_length()
+    if num_bits < 4:
+        return i
+    shift = num_bits - 4
+    return ((i >> shift) & 0x07) | ((shift + 1) << 3)
+
+
+_NUM_FREE_VALUES = 255 - _lucene_long_to_int4(2**31 - 1)
+
+
+def lucene_quantized_length(length: np.ndarray) -> np.ndarray:
+    """Document lengths as Lucene stores them in norms (SmallFloat.intToByte4 then byte4ToInt): exact below 24,
+    then rounded down to 4 significant bits. Matching this is what lets BM25 scores equal Lucene's."""
+    lengths = np.asarray(length, dtype=np.int64)
+    out = lengths.copy()
+    big = lengths >= _NUM_FREE_VALUES
+    if np.any(big):
+        encoded = [_NUM_FREE_VALUES + _lucene_long_to_int4(int(x) - _NUM_FREE_VALUES) for x in lengths[big]]
+        out[big] = [_NUM_FREE_VALUES + _lucene_int4_to_long(e - _NUM_FREE_VALUES) for e in encoded]
+    return out
+
+
+@register_encoder("bm25")
+class BM25Encoder:
+    """BM25 impacts for documents, term counts for queries (dot product = BM25 score).
+
+    k1, b: the BM25 parameters (Anserini's defaults 0.9 / 0.4). lucene_lengths: quantize document lengths as Lucene
+    does, so scores match Lucene's to float precision.
+    """
+
+    kind = "bm25"
+
+    def __init__(self, k1: float = 0.9, b: float = 0.4, analyzer: EnglishAnalyzer | None = None,
+                 lucene_lengths: bool = True) -> None:
+        if k1 < 0 or not 0 <= b <= 1:
+            raise TremorError(f"BM25 needs k1 >= 0 and 0 <= b <= 1 (got k1={k1}, b={b})")
+        self.k1 = float(k1)
+        self.b = float(b)
+        self.analyzer = analyzer or EnglishAnalyzer()
+        self.lucene_lengths = lucene_lengths
+        self.terms: list[str] = []
+        self.term_ids: dict[str, int] = {}
+        self.df = np.zeros(0, np.int64)
+        self.n_docs = 0
+        self.avgdl = 0.0
+        self._vocab_hash = ""
+
+    # -------------------------------------------------------------------------------------------------- identity
+    @property
+    def fitted(self) -> bool:
+        return bool(self.terms)
+
+    @property
+    def vocab_size(self) -> int:
+        return max(len(self.terms), 1)
+
+    @property
+    def vocab_id(self) -> str:
+        return f"bm25:{self._vocab_hash}"
+
+    def idf(self) -> np.ndarray:
+        """Lucene's BM25 idf per vocabulary term."""
+        return np.log1p((self.n_docs - self.df + 0.5) / (self.df + 0.5))
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise TremorError("BM25Encoder is not fitted: call fit_encode(documents) on the corpus first")
+
+    # ------------------------------------------------------------------------------------------------------ fit
+    def fit_encode(self, texts: Iterable[str]) -> SparseVectors:
+        """Learn vocabulary, document frequencies and average length from the corpus, and return its impacts."""
+        provisional: dict[str, int] = {}
+        doc_terms: list[np.ndarray] = []
+        for text in texts:
+            ids = [provisional.setdefault(term, len(provisional)) for term in self.analyzer(text)]
+            doc_terms.append(np.asarray(ids, dtype=np.int64))
+        if not provisional:
+            raise TremorError("BM25: the corpus has no indexable terms")
+        self.terms = sorted(provisional)
+        self.term_ids = {t: i for i, t in enumerate(self.terms)}
+        remap = np.empty(len(provisional), np.int64)
+        for term, pid in provisional.items():
+            remap[pid] = self.term_ids[term]
+        counts = self._counts([remap[ids] for ids in doc_terms])
+        lengths = np.array([len(ids) for ids in doc_terms], dtype=np.int64)
+        self.df = np.bincount(counts.indices, minlength=len(self.terms)).astype(np.int64)
+        # Lucene's collection statistics count only documents that have the field, i.e. at least one term.
+        self.n_docs = int(np.count_nonzero(lengths))
+        self.avgdl = float(lengths.sum() / max(self.n_docs, 1))
+        self._vocab_hash = vocab_hash(self.terms)
+        return self._impacts(counts, lengths)
+
+    def _counts(self, docs: Sequence[np.ndarray]) -> SparseVectors:
+        rows = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
+        cols = np.concatenate(docs) if docs else np.zeros(0, np.int64)
+        return SparseVectors.from_coo(rows, cols, np.ones(cols.shape[0], np.float32), len(docs), self.vocab_size,
+                                      reduce="sum")
+
+    def _impacts(self, counts: SparseVectors, lengths: np.ndarray) -> SparseVectors:
+        dl = lucene_quantized_length(lengths) if self.lucene_lengths else lengths
+        norm = self.k1 * ((1.0 - self.b) + self.b * dl.astype(np.float64) / max(self.avgdl, 1e-9))
+        row_of = np.repeat(np.arange(len(counts)), counts.row_nnz())
+        tf = counts.values.astype(np.float64)
+        weights = self.idf()[counts.indices] * tf / (tf + norm[row_of])
+        return SparseVectors(counts.indptr, counts.indices, weights.astype(np.float32), self.vocab_size,
+                             self.vocab_id)
+
+    def _term_ids(self, text: str) -> np.ndarray:
+        ids = self.term_ids
+        return np.asarray([ids[t] for t in self.analyzer(text) if t in ids], dtype=np.int64)
+
+    # --------------------------------------------------------------------------------------------------- encode
+    def encode_documents(self, texts: Sequence[str]) -> SparseVectors:
+        """BM25 impacts of new documents under the fitted statistics (terms outside the vocabulary are dropped)."""
+        self._require_fitted()
+        texts = require_texts(texts)
+        lengths = np.array([len(self.analyzer(t)) for t in texts], dtype=np.int64)
+        return self._impacts(self._counts([self._term_ids(t) for t in texts]), lengths)
+
+    def encode_queries(self, texts: Sequence[str]) -> SparseVectors:
+        """Query term counts over the vocabulary (a repeated term counts twice, as in Anserini's bag of words)."""
+        self._require_fitted()
+        texts = require_texts(texts)
+        return self._counts([self._term_ids(t) for t in texts]).with_vocab_id(self.vocab_id)
+
+    def tokens(self, vector_row: np.ndarray) -> list[str]:
+        """Terms of the given token ids (for explaining results)."""
+        return [self.terms[i] for i in vector_row]
+
+    # ------------------------------------------------------------------------------------------------ save/load
+    def config(self) -> dict:
+        return {"kind": self.kind, "k1": self.k1, "b": self.b, "lucene_lengths": self.lucene_lengths,
+                "analyzer": self.analyzer.config(), "n_docs": self.n_docs, "avgdl": self.avgdl,
+                "vocab_size": len(self.terms), "vocab_hash": self._vocab_hash}
+
+    def save(self, directory: Path) -> None:
+        self._require_fitted()
+        directory = Path(directory)
+        write_encoder_config(directory, self.config())
+        (directory / "vocab.json").write_text(json.dumps(self.terms, ensure_ascii=False), encoding="utf-8")
+        np.save(directory / "df.npy", self.df)
+
+    @classmethod
+    def load(cls, directory: Path, config: dict) -> BM25Encoder:
+        try:
+            encoder = cls(config["k1"], config["b"], EnglishAnalyzer.from_config(config["analyzer"]),
+                          config["lucene_lengths"])
+            encoder.terms = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+            encoder.df = np.load(directory / "df.npy")
+            encoder.n_docs = int(config["n_docs"])
+            encoder.avgdl = float(config["avgdl"])
+        except (KeyError, OSError, ValueError) as exc:
+            raise IndexFormatError(f"{directory}: BM25 encoder files are incomplete or corrupt ({exc})") from None
+        encoder.term_ids = {t: i for i, t in enumerate(encoder.terms)}
+        encoder._vocab_hash = vocab_hash(encoder.terms)
+        if encoder._vocab_hash != config.get("vocab_hash") or encoder.df.shape[0] != len(encoder.terms):
+            raise IndexFormatError(f"{directory}: BM25 vocabulary does not match its recorded hash")
+        if not math.isfinite(encoder.avgdl):
+            raise IndexFormatError(f"{directory}: BM25 avgdl is not finite")
+        return encoder

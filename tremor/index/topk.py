@@ -1,0 +1,70 @@
+"""Numba top-k selection shared by all index kernels: a bounded min-heap of (score, doc) pairs.
+
+Order is total and deterministic: a higher score ranks first; equal scores rank the smaller document id first. The
+heap's root is therefore the *worst* kept pair, the one a new candidate must beat.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def worse(score_a: float, doc_a: int, score_b: float, doc_b: int) -> bool:
+    """True when (score_a, doc_a) ranks below (score_b, doc_b)."""
+    return score_a < score_b or (score_a == score_b and doc_a > doc_b)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(scores: np.ndarray, docs: np.ndarray, size: int, i: int) -> None:
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        smallest = left
+        right = left + 1
+        if right < size and worse(scores[right], docs[right], scores[left], docs[left]):
+            smallest = right
+        if worse(scores[smallest], docs[smallest], scores[i], docs[i]):
+            scores[i], scores[smallest] = scores[smallest], scores[i]
+            docs[i], docs[smallest] = docs[smallest], docs[i]
+            i = smallest
+        else:
+            return
+
+
+@numba.njit(cache=True, nogil=True)
+def heap_push(scores: np.ndarray, docs: np.ndarray, size: int, k: int, score: float, doc: int) -> int:
+    """Offer (score, doc) to a heap holding `size` of at most `k` pairs; returns the new size."""
+    if size < k:
+        i = size
+        scores[i] = score
+        docs[i] = doc
+        while i > 0:
+            parent = (i - 1) // 2
+            if worse(scores[i], docs[i], scores[parent], docs[parent]):
+                scores[i], scores[parent] = scores[parent], scores[i]
+                docs[i], docs[parent] = docs[parent], docs[i]
+                i = parent
+            else:
+                break
+        return size + 1
+    if k > 0 and worse(scores[0], docs[0], score, doc):
+        scores[0] = score
+        docs[0] = doc
+        _sift_down(scores, docs, size, 0)
+    return size
+
+
+@numba.njit(cache=True, nogil=True)
+def heap_drain_sorted(scores: np.ndarray, docs: np.ndarray, size: int, out_scores: np.ndarray,
+                      out_docs: np.ndarray) -> None:
+    """Write the heap's pairs best-first into out_* (length >= size); the heap is consumed."""
+    for pos in range(size - 1, -1, -1):
+        out_scores[pos] = scores[0]
+        out_docs[pos] = docs[0]
+        last = pos
+        scores[0] = scores[last]
+        docs[0] = docs[last]
+        _sift_down(scores, docs, last, 0)

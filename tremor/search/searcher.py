@@ -1,0 +1,123 @@
+"""Searcher: an encoder, an index and a document store behind one ``search(text, k)`` call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tremor.encoders import SparseEncoder, load_saved_encoder
+from tremor.errors import IndexFormatError, QueryError, TremorError
+from tremor.index import index_class
+from tremor.index.docstore import DOCSTORE_FILE, DocStore
+from tremor.index.storage import load_arrays, read_manifest
+from tremor.sparse import SparseVectors
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked document: external id, score, 1-based rank, and (when asked for) title and text."""
+
+    id: str
+    score: float
+    rank: int
+    title: str | None = None
+    text: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"rank": self.rank, "id": self.id, "score": self.score}
+        if self.text is not None:
+            out["title"] = self.title
+            out["text"] = self.text
+        return out
+
+
+def open_index(path: str | Path, mmap: bool = True, verify: bool = False):
+    """Load the index object stored in an index directory, with its manifest (arrays memory-mapped)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    cls = index_class(manifest["index_type"])
+    arrays = load_arrays(path, manifest["arrays"], mmap=mmap, verify=verify)
+    try:
+        index = cls.from_arrays(arrays, manifest["params"], manifest["vocab_size"], manifest.get("vocab_id"))
+    except KeyError as exc:
+        raise IndexFormatError(f"{path}: index arrays incomplete (missing {exc})") from None
+    return index, manifest
+
+
+class Searcher:
+    """Search an index with text queries.
+
+    Build one with ``Searcher.load(index_dir)``, or from parts: an index object, the encoder that produced its
+    vectors, and optionally a DocStore for ids and texts.
+    """
+
+    def __init__(self, index, encoder: SparseEncoder | None = None, docstore: DocStore | None = None,
+                 manifest: dict | None = None, **search_params) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.docstore = docstore
+        self.manifest = manifest or {}
+        self.search_params = search_params
+        if encoder is not None and index.vocab_id is not None and encoder.vocab_id != index.vocab_id:
+            raise TremorError(f"encoder vocabulary '{encoder.vocab_id}' does not match the index's "
+                              f"'{index.vocab_id}'")
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True, verify: bool = False, **search_params) -> Searcher:
+        """Open an index directory; ``search_params`` (e.g. query_cut, heap_factor) become the defaults."""
+        path = Path(path)
+        index, manifest = open_index(path, mmap=mmap, verify=verify)
+        encoder = load_saved_encoder(path / "encoder") if (path / "encoder").is_dir() else None
+        docstore = DocStore(path / DOCSTORE_FILE, manifest["counts"].get("documents")) \
+            if (path / DOCSTORE_FILE).exists() else None
+        return cls(index, encoder, docstore, manifest, **search_params)
+
+    @property
+    def n_docs(self) -> int:
+        return self.index.n_docs
+
+    def encode_queries(self, queries: Sequence[str]) -> SparseVectors:
+        if self.encoder is None:
+            raise TremorError("this searcher has no encoder; pass query vectors to search_vectors instead")
+        for i, text in enumerate(queries):
+            if not isinstance(text, str) or not text.strip():
+                raise QueryError(f"query {i} is empty; give some text to search for")
+        return self.encoder.encode_queries(list(queries))
+
+    def search_vectors(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, internal doc numbers) for already encoded queries, padded with (-inf, -1)."""
+        return self.index.search(queries, k, **{**self.search_params, **search_params})
+
+    def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = True,
+                     **search_params) -> list[list[Hit]]:
+        """Top-k hits for each query text."""
+        if isinstance(queries, str):
+            raise QueryError("batch_search takes a list of queries; use search() for one")
+        scores, numbers = self.search_vectors(self.encode_queries(queries), k, **search_params)
+        return self.hits(scores, numbers, with_text)
+
+    def search(self, query: str, k: int = 10, with_text: bool = True, **search_params) -> list[Hit]:
+        """Top-k hits for one query text."""
+        return self.batch_search([query], k, with_text, **search_params)[0]
+
+    def hits(self, scores: np.ndarray, numbers: np.ndarray, with_text: bool = True) -> list[list[Hit]]:
+        """Turn (scores, internal numbers) arrays into Hit lists, resolving ids and texts through the doc store."""
+        results = []
+        ids = self.docstore.ids() if self.docstore is not None else None
+        for row_scores, row_numbers in zip(scores, numbers, strict=True):
+            valid = row_numbers >= 0
+            row_numbers = row_numbers[valid].tolist()
+            row_scores = row_scores[valid].tolist()
+            docs = self.docstore.get(row_numbers) if with_text and self.docstore is not None else None
+            hits = []
+            for rank, (number, score) in enumerate(zip(row_numbers, row_scores, strict=True), start=1):
+                doc_id = ids[number] if ids is not None else str(number)
+                if docs is not None:
+                    hits.append(Hit(doc_id, score, rank, docs[rank - 1].title, docs[rank - 1].text))
+                else:
+                    hits.append(Hit(doc_id, score, rank))
+            results.append(hits)
+        return results
