@@ -120,6 +120,103 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, par
             _print_hits(query, hits, width)
 
 
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+@cli.command("eval")
+@click.option("--dataset", required=True, help="BEIR folder or ir_datasets id (e.g. beir/scifact/test; "
+              "downloaded by ir_datasets, so only where a network exists).")
+@click.option("--split", default="test", show_default=True, help="Qrels split of a BEIR folder.")
+@click.option("--queries", "queries_file", default=None, help="Queries file, overriding the dataset's own.")
+@click.option("--qrels", "qrels_file", default=None, help="Qrels file (BEIR TSV or TREC), overriding the dataset's.")
+@click.option("--index", "index_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="A tremor index directory to evaluate (repeatable).")
+@click.option("--encoder", "encoders", multiple=True,
+              help="Build an index of the corpus with this encoder ('bm25' or a model directory) and evaluate it "
+                   "(repeatable).")
+@click.option("--index-type", "index_spec", default="exact", show_default=True,
+              help="Index spec for indexes built with --encoder.")
+@click.option("--peer", "peers", multiple=True, type=click.Choice(["lucene-bm25"]),
+              help="A peer engine built from the same corpus (repeatable; needs tremor[pyserini]).")
+@click.option("--compare", is_flag=True,
+              help="Also run tremor BM25 and, where pyserini and Java are installed, Lucene BM25; one table.")
+@click.option("--param", "params", multiple=True, help="Search-time parameter key=value for tremor systems.")
+@click.option("-k", "--k", "k", default=1000, show_default=True, help="Hits per query (BEIR: 1000).")
+@click.option("--measure", "measures", multiple=True,
+              help="ir_measures measure (repeatable; default nDCG@10 R@100 R@1000 RR@10 AP).")
+@click.option("--keep-query-ids", is_flag=True, help="Keep hits whose id equals the query id (BEIR drops them).")
+@click.option("--latency", is_flag=True, help="Also time the queries one at a time (k=10, one thread).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: runs/<dataset>].")
+@click.option("--keep-indexes", is_flag=True, help="Keep indexes built on the fly under OUT/indexes.")
+@click.option("--plot", is_flag=True, help="Also write an nDCG@10 bar plot (OUT/ndcg10.png).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str | None,
+             index_dirs: tuple[Path, ...], encoders: tuple[str, ...], index_spec: str, peers: tuple[str, ...],
+             compare: bool, params: tuple[str, ...], k: int, measures: tuple[str, ...], keep_query_ids: bool,
+             latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool) -> None:
+    """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table."""
+    from tremor.eval import SearcherRetriever, build_system, evaluate_system, load_dataset
+    from tremor.eval.metrics import DEFAULT_MEASURES
+    from tremor.eval.report import bar_plot, markdown_table, safe_name, write_system_outputs, write_text_atomic
+
+    encoders = tuple(encoders)
+    peers = tuple(dict.fromkeys(peers))
+    notes: list[str] = []
+    if compare:
+        if "bm25" not in [e.lower() for e in encoders]:
+            encoders += ("bm25",)
+        if "lucene-bm25" not in peers:
+            from tremor.eval.peers import unavailable_reason
+
+            reason = unavailable_reason()
+            if reason is None:
+                peers += ("lucene-bm25",)
+            else:
+                notes.append(f"lucene-bm25 skipped: {reason}")
+    if not (index_dirs or encoders or peers):
+        raise TremorError("nothing to evaluate: give --index DIR, --encoder NAME, --peer lucene-bm25 or --compare")
+    data = load_dataset(dataset, split, queries_file, qrels_file)
+    out = out or Path("runs") / safe_name(data.name)
+    search_params = _parse_params(params)
+    taken: set[str] = set()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tremor-eval-") as tmp:
+        build_root = out / "indexes" if keep_indexes else Path(tmp)
+        systems = [SearcherRetriever.from_index(d, _unique(d.name, taken), **search_params) for d in index_dirs]
+        for encoder in encoders:
+            name = _unique(f"tremor-{Path(encoder).name}" + (f"-{index_spec.split(',')[0]}"
+                                                             if index_spec != "exact" else ""), taken)
+            systems.append(build_system(data, build_root / safe_name(name), encoder, index_spec, name,
+                                        overwrite=keep_indexes, progress=not quiet, **search_params))
+        for peer in peers:
+            from tremor.eval.peers import LuceneBM25
+
+            systems.append(LuceneBM25.build(data.documents(), build_root / peer, overwrite=keep_indexes,
+                                            name=_unique(peer, taken)))
+        for system in systems:
+            result = evaluate_system(system, data, k=k, measures=measures or DEFAULT_MEASURES,
+                                     remove_query_ids=not keep_query_ids, latency_k=10 if latency else None)
+            files = write_system_outputs(out, result)
+            results.append(result)
+            if not quiet:
+                click.echo(f"{result.system}: run {files['run']}, metrics {files['metrics']}", err=True)
+    table = markdown_table(results)
+    header = f"{data.name} ({data.split}, {len(data.queries)} queries, top {k})\n\n"
+    write_text_atomic(out / "table.md", header + table)
+    write_text_atomic(out / "summary.json", json.dumps([r.summary() for r in results], indent=2) + "\n")
+    if plot:
+        bar_plot(results, out / "ndcg10.png", title=f"nDCG@10 on {data.name}")
+    click.echo(header + table, nl=False)
+    for note in notes:
+        click.echo(note)
+
+
 DEMO_QUERIES = ("what causes earthquakes", "how are learned sparse vectors searched quickly",
                 "measuring the size of an earthquake")
 

@@ -1,0 +1,51 @@
+"""`tremor eval`: run files, metrics JSON and a Markdown table; clear errors and non-zero exits on bad input."""
+
+import json
+
+from test_cli import run_cli
+from test_eval_datasets import make_beir
+
+from tremor.eval.metrics import evaluate_run
+from tremor.eval.runs import read_run
+
+
+def test_eval_builds_on_the_fly_and_evaluates_an_index(tmp_path, tiny_corpus):
+    root = make_beir(tmp_path / "tiny")
+    index_dir = tmp_path / "my-index"
+    assert run_cli("index", "build", "--corpus", str(root), "--out", str(index_dir), "--quiet").returncode == 0
+    out = tmp_path / "out"
+    result = run_cli("eval", "--dataset", str(root), "--index", str(index_dir), "--encoder", "bm25", "--out",
+                     str(out), "-k", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "tiny (test, 2 queries, top 3)"
+    assert lines[2].startswith("| system | nDCG@10 | R@100 | R@1000 | MRR@10 | MAP | ms/query, batch |")
+    assert lines[4].startswith("| my-index |") and lines[5].startswith("| tremor-bm25 |")
+    assert sorted(p.name for p in out.iterdir()) == ["my-index.metrics.json", "my-index.run", "summary.json",
+                                                     "table.md", "tremor-bm25.metrics.json", "tremor-bm25.run"]
+    run = read_run(out / "tremor-bm25.run")
+    assert set(run) == {"q0", "q2"} and all(len(hits) == 3 for hits in run.values())
+    assert run == read_run(out / "my-index.run")
+    metrics = json.loads((out / "tremor-bm25.metrics.json").read_text())
+    assert metrics["metrics"] == evaluate_run(run, {"q0": {"d0": 2, "d1": 1}, "q2": {"d3": 1}}).aggregate
+    assert metrics["k"] == 3 and metrics["queries"] == 2
+    assert (out / "table.md").read_text() == result.stdout
+
+
+def test_eval_errors_are_clear(tmp_path):
+    missing = run_cli("eval", "--dataset", str(tmp_path / "nothing"), "--encoder", "bm25")
+    assert missing.returncode != 0 and "no such file or folder" in missing.stderr
+    unknown = run_cli("eval", "--dataset", "beir/not-a-dataset/test", "--encoder", "bm25")
+    assert unknown.returncode != 0 and "nor a known ir_datasets id" in unknown.stderr
+    root = make_beir(tmp_path / "tiny")
+    nothing = run_cli("eval", "--dataset", str(root))
+    assert nothing.returncode != 0 and "nothing to evaluate" in nothing.stderr
+    split = run_cli("eval", "--dataset", str(root), "--split", "train", "--encoder", "bm25", "--out",
+                    str(tmp_path / "out"))
+    assert split.returncode != 0 and "no qrels for split 'train' (available: dev, test)" in split.stderr
+    measure = run_cli("eval", "--dataset", str(root), "--encoder", "bm25", "--measure", "nDCG@x",
+                      "--out", str(tmp_path / "out"))
+    assert measure.returncode != 0 and "unknown measure 'nDCG@x'" in measure.stderr
+    for result in (missing, unknown, nothing, split, measure):
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,174 @@
+"""Systems under evaluation: anything that ranks documents for queries.
+
+A system is any object with a ``name`` and ``retrieve(queries, k) -> {query id: {doc id: score}}`` returning each
+query's hits best first (the ``Retriever`` protocol). tremor indexes of every type plug in through
+``SearcherRetriever`` (search-time parameters such as ``query_cut`` pass through); a pipeline (hybrid fusion,
+pseudo-relevance feedback, a reranker) or a peer engine implements ``retrieve`` itself. ``evaluate_system`` then
+applies the BEIR protocol and the metrics, so every system is measured the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numba
+import numpy as np
+
+from tremor.corpus import Query
+from tremor.errors import TremorError
+from tremor.eval.datasets import Dataset
+from tremor.eval.metrics import DEFAULT_MEASURES, Evaluation, evaluate_run
+from tremor.eval.runs import Run, cut_run
+from tremor.index.docstore import DOCSTORE_FILE
+from tremor.search import Searcher
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """A ranking system: ``retrieve`` returns, for every query id, up to k {doc id: score} hits, best first."""
+
+    name: str
+
+    def retrieve(self, queries: Sequence[Query], k: int) -> Run: ...
+
+
+def directory_bytes(path: str | Path, exclude: tuple[str, ...] = ()) -> int:
+    """Bytes of all files under ``path``, leaving out top-level entries named in ``exclude``."""
+    root = Path(path)
+    return sum(p.stat().st_size for p in root.rglob("*")
+               if p.is_file() and p.relative_to(root).parts[0] not in exclude)
+
+
+class SearcherRetriever:
+    """A tremor index (any index type) as a system; ``search_params`` go to every search call."""
+
+    def __init__(self, searcher: Searcher, name: str, index_dir: str | Path | None = None,
+                 build_seconds: float | None = None, **search_params) -> None:
+        self.searcher = searcher
+        self.name = name
+        self.search_params = search_params
+        self.build_seconds = build_seconds
+        # Index size without the document store (titles and texts), comparable with a Lucene index of ids only.
+        self.index_bytes = directory_bytes(index_dir, exclude=(DOCSTORE_FILE,)) if index_dir is not None else None
+        self._ids = searcher.docstore.ids() if searcher.docstore is not None else None
+
+    @classmethod
+    def from_index(cls, path: str | Path, name: str | None = None, **search_params) -> SearcherRetriever:
+        """Open an index directory; the system is named after the directory unless ``name`` is given."""
+        path = Path(path)
+        manifest_seconds = None
+        searcher = Searcher.load(path)
+        if isinstance(searcher.manifest.get("build_seconds"), (int, float)):
+            manifest_seconds = float(searcher.manifest["build_seconds"])
+        return cls(searcher, name or path.name, path, manifest_seconds, **search_params)
+
+    def retrieve(self, queries: Sequence[Query], k: int) -> Run:
+        run: Run = {q.id: {} for q in queries}
+        searchable = [q for q in queries if q.text.strip()]  # a blank query simply finds nothing
+        if not searchable:
+            return run
+        vectors = self.searcher.encode_queries([q.text for q in searchable])
+        scores, numbers = self.searcher.search_vectors(vectors, k, **self.search_params)
+        ids = self._ids
+        for query, row_scores, row_numbers in zip(searchable, scores, numbers, strict=True):
+            valid = row_numbers >= 0
+            doc_numbers = row_numbers[valid].tolist()
+            doc_scores = row_scores[valid].astype(np.float64).tolist()
+            if ids is not None:
+                run[query.id] = {ids[n]: s for n, s in zip(doc_numbers, doc_scores, strict=True)}
+            else:
+                run[query.id] = {str(n): s for n, s in zip(doc_numbers, doc_scores, strict=True)}
+        return run
+
+
+def build_system(dataset: Dataset, out: str | Path, encoder: str = "bm25", index: str = "exact",
+                 name: str | None = None, overwrite: bool = False, progress: bool = False,
+                 **search_params) -> SearcherRetriever:
+    """Build an index of the dataset's corpus at ``out`` and return it as a system."""
+    from tremor.index.builder import build_index
+
+    started = time.perf_counter()
+    path = build_index(dataset.corpus, out, encoder=encoder, index=index, overwrite=overwrite, progress=progress)
+    seconds = time.perf_counter() - started
+    default_name = f"tremor-{Path(encoder).name if encoder != 'bm25' else 'bm25'}" + \
+        (f"-{index.split(',')[0]}" if index != "exact" else "")
+    return SearcherRetriever(Searcher.load(path), name or default_name, path, seconds, **search_params)
+
+
+@dataclass
+class SystemResult:
+    """One system on one dataset: its run, metrics, timings and index size."""
+
+    system: str
+    dataset: str
+    split: str
+    run: Run = field(repr=False)
+    evaluation: Evaluation = field(repr=False)
+    k: int
+    n_queries: int
+    search_seconds: float
+    latency_ms: float | None = None
+    index_bytes: int | None = None
+    build_seconds: float | None = None
+
+    @property
+    def batch_ms_per_query(self) -> float:
+        """Wall time of retrieving all queries in one call, per query."""
+        return 1000.0 * self.search_seconds / max(self.n_queries, 1)
+
+    def summary(self) -> dict:
+        """Everything but the run, for JSON."""
+        return {"system": self.system, "dataset": self.dataset, "split": self.split, "k": self.k,
+                "queries": self.n_queries, "metrics": self.evaluation.aggregate,
+                "search_seconds": self.search_seconds, "batch_ms_per_query": self.batch_ms_per_query,
+                "latency_ms": self.latency_ms, "index_bytes": self.index_bytes, "build_seconds": self.build_seconds}
+
+
+def query_latency(retriever: Retriever, queries: Sequence[Query], k: int = 10) -> float:
+    """Mean milliseconds of one ``retrieve`` call holding one query, after one untimed pass over the queries: a
+    caller asking one query at a time, on one thread. Numba's pool is held to one thread meanwhile: a parallel region
+    for a single query only adds waiting for idle workers (a scheduler slice when other processes share the cores)."""
+    if not queries:
+        raise TremorError("no queries to time")
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for query in queries:  # warm up: compilation, JIT, caches
+            retriever.retrieve([query], k)
+        started = time.perf_counter()
+        for query in queries:
+            retriever.retrieve([query], k)
+        return 1000.0 * (time.perf_counter() - started) / len(queries)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
+                    measures: Sequence[str] = DEFAULT_MEASURES, remove_query_ids: bool = True,
+                    latency_k: int | None = None) -> SystemResult:
+    """Run all queries of the dataset through the system under the BEIR protocol (top k, and with
+    ``remove_query_ids`` a hit whose id equals the query id is dropped) and score the run. ``latency_k`` also times
+    the queries one at a time at that depth."""
+    if k < 1:
+        raise TremorError(f"k must be at least 1 (got {k})")
+    if not isinstance(retriever, Retriever):
+        raise TremorError(f"{retriever!r} is not a system: it needs a name and retrieve(queries, k)")
+    retriever.retrieve(dataset.queries[:32], k)  # warm up, so the batch time holds no one-off compilation
+    started = time.perf_counter()
+    raw = retriever.retrieve(dataset.queries, k + 1 if remove_query_ids else k)
+    seconds = time.perf_counter() - started
+    missing = [q.id for q in dataset.queries if q.id not in raw]
+    if missing:
+        raise TremorError(f"system '{retriever.name}' returned no entry for {len(missing)} queries "
+                          f"(first: '{missing[0]}')")
+    run = cut_run(raw, k, remove_query_ids)
+    latency = query_latency(retriever, dataset.queries, latency_k) if latency_k else None
+    return SystemResult(system=retriever.name, dataset=dataset.name, split=dataset.split, run=run,
+                        evaluation=evaluate_run(run, dataset.qrels, measures), k=k,
+                        n_queries=len(dataset.queries), search_seconds=seconds, latency_ms=latency,
+                        index_bytes=getattr(retriever, "index_bytes", None),
+                        build_seconds=getattr(retriever, "build_seconds", None))
