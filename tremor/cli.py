@@ -162,15 +162,19 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
              latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool) -> None:
     """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table."""
     from tremor.eval import SearcherRetriever, build_system, evaluate_system, load_dataset
-    from tremor.eval.metrics import DEFAULT_MEASURES
+    from tremor.eval.metrics import DEFAULT_MEASURES, parse_measures
     from tremor.eval.report import bar_plot, markdown_table, safe_name, write_system_outputs, write_text_atomic
+    from tremor.eval.systems import default_system_name
 
-    encoders = tuple(encoders)
+    measures = parse_measures(measures or DEFAULT_MEASURES)
+    # (encoder, index spec, search parameters); --param belongs to the systems named here, not to --compare's baseline
+    search_params = _parse_params(params)
+    to_build = [(encoder, index_spec, search_params) for encoder in encoders]
     peers = tuple(dict.fromkeys(peers))
     notes: list[str] = []
     if compare:
         if "bm25" not in [e.lower() for e in encoders]:
-            encoders += ("bm25",)
+            to_build.append(("bm25", "exact", {}))
         if "lucene-bm25" not in peers:
             from tremor.eval.peers import unavailable_reason
 
@@ -179,29 +183,27 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
                 peers += ("lucene-bm25",)
             else:
                 notes.append(f"lucene-bm25 skipped: {reason}")
-    if not (index_dirs or encoders or peers):
+    if not (index_dirs or to_build or peers):
         raise TremorError("nothing to evaluate: give --index DIR, --encoder NAME, --peer lucene-bm25 or --compare")
     data = load_dataset(dataset, split, queries_file, qrels_file)
     out = out or Path("runs") / safe_name(data.name)
-    search_params = _parse_params(params)
     taken: set[str] = set()
     results = []
     with tempfile.TemporaryDirectory(prefix="tremor-eval-") as tmp:
         build_root = out / "indexes" if keep_indexes else Path(tmp)
         systems = [SearcherRetriever.from_index(d, _unique(d.name, taken), **search_params) for d in index_dirs]
-        for encoder in encoders:
-            name = _unique(f"tremor-{Path(encoder).name}" + (f"-{index_spec.split(',')[0]}"
-                                                             if index_spec != "exact" else ""), taken)
-            systems.append(build_system(data, build_root / safe_name(name), encoder, index_spec, name,
-                                        overwrite=keep_indexes, progress=not quiet, **search_params))
+        for encoder, spec, encoder_params in to_build:
+            name = _unique(default_system_name(encoder, spec), taken)
+            systems.append(build_system(data, build_root / safe_name(name), encoder, spec, name,
+                                        overwrite=keep_indexes, progress=not quiet, **encoder_params))
         for peer in peers:
             from tremor.eval.peers import LuceneBM25
 
             systems.append(LuceneBM25.build(data.documents(), build_root / peer, overwrite=keep_indexes,
                                             name=_unique(peer, taken)))
         for system in systems:
-            result = evaluate_system(system, data, k=k, measures=measures or DEFAULT_MEASURES,
-                                     remove_query_ids=not keep_query_ids, latency_k=10 if latency else None)
+            result = evaluate_system(system, data, k=k, measures=measures, remove_query_ids=not keep_query_ids,
+                                     latency_k=10 if latency else None)
             files = write_system_outputs(out, result)
             results.append(result)
             if not quiet:
@@ -214,7 +216,7 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
         bar_plot(results, out / "ndcg10.png", title=f"nDCG@10 on {data.name}")
     click.echo(header + table, nl=False)
     for note in notes:
-        click.echo(note)
+        click.echo(note, err=True)
 
 
 DEMO_QUERIES = ("what causes earthquakes", "how are learned sparse vectors searched quickly",

@@ -49,6 +49,13 @@ def _parse(measure: str):
                           "RR@10, AP") from None
 
 
+def parse_measures(measures: Sequence[str]) -> tuple[str, ...]:
+    """Check measure names early (before any index is built); TremorError names the first unknown one."""
+    for name in measures:
+        _parse(name)
+    return tuple(measures)
+
+
 def trec_order(hits: dict[str, float]) -> list[str]:
     """Document ids ranked as trec_eval ranks them: score descending, ties by document id descending."""
     return [doc for doc, _ in sorted(hits.items(), key=lambda item: (item[1], item[0]), reverse=True)]

@@ -60,11 +60,10 @@ class SearcherRetriever:
     def from_index(cls, path: str | Path, name: str | None = None, **search_params) -> SearcherRetriever:
         """Open an index directory; the system is named after the directory unless ``name`` is given."""
         path = Path(path)
-        manifest_seconds = None
         searcher = Searcher.load(path)
-        if isinstance(searcher.manifest.get("build_seconds"), (int, float)):
-            manifest_seconds = float(searcher.manifest["build_seconds"])
-        return cls(searcher, name or path.name, path, manifest_seconds, **search_params)
+        recorded = searcher.manifest.get("build_seconds")  # written by build_index
+        build_seconds = float(recorded) if isinstance(recorded, (int, float)) else None
+        return cls(searcher, name or path.name, path, build_seconds, **search_params)
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         run: Run = {q.id: {} for q in queries}
@@ -94,9 +93,14 @@ def build_system(dataset: Dataset, out: str | Path, encoder: str = "bm25", index
     started = time.perf_counter()
     path = build_index(dataset.corpus, out, encoder=encoder, index=index, overwrite=overwrite, progress=progress)
     seconds = time.perf_counter() - started
-    default_name = f"tremor-{Path(encoder).name if encoder != 'bm25' else 'bm25'}" + \
-        (f"-{index.split(',')[0]}" if index != "exact" else "")
-    return SearcherRetriever(Searcher.load(path), name or default_name, path, seconds, **search_params)
+    return SearcherRetriever(Searcher.load(path), name or default_system_name(encoder, index), path, seconds,
+                             **search_params)
+
+
+def default_system_name(encoder: str, index: str = "exact") -> str:
+    """``tremor-<encoder>[-<index type>]``: ``tremor-bm25``, ``tremor-splade-v3-seismic``."""
+    index_type = index.split(",")[0].strip()
+    return f"tremor-{Path(encoder).name}" + (f"-{index_type}" if index_type != "exact" else "")
 
 
 @dataclass
