@@ -44,7 +44,7 @@ def test_missing_split_names_the_available_ones(tmp_path):
 
 
 def test_loose_files_need_queries_and_qrels(tmp_path, tiny_corpus):
-    with pytest.raises(InputError, match="needs --qrels"):
+    with pytest.raises(InputError, match="needs a queries file and a qrels file"):
         load_dataset(tiny_corpus)
     data = load_dataset(tiny_corpus, queries=tiny_corpus.parent / "tiny_queries.tsv",
                         qrels=tiny_corpus.parent / "tiny_qrels.tsv")

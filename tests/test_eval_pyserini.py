@@ -92,3 +92,23 @@ def test_eval_compare_prints_tremor_and_lucene_in_one_table(tmp_path):
     rows = [line.split(" | ")[0] for line in result.stdout.splitlines()[4:]]
     assert rows == ["| tremor-bm25", "| lucene-bm25"]
     assert (tmp_path / "out" / "lucene-bm25.run").is_file()
+
+
+def test_lucene_impact_as_a_system_over_quantized_bm25(tmp_path, tiny_dataset):
+    from tremor.eval.crosscheck import quantize
+
+    tremor_bm25 = build_system(tiny_dataset, tmp_path / "tremor")
+    docs = quantize(tremor_bm25.searcher.index.documents(), 100)
+    lucene = peers.LuceneImpact(
+        peers.LuceneImpact.build(tremor_bm25.searcher.docstore.ids(), docs, tmp_path / "impact").index_dir,
+        name="lucene-impact", encoder=tremor_bm25.searcher.encoder)
+    run = lucene.retrieve(tiny_dataset.queries, 3)
+    scores, numbers = ExactIndex.build(docs).search(tremor_bm25.searcher.encode_queries(
+        [q.text for q in tiny_dataset.queries]), 3)
+    ids = tremor_bm25.searcher.docstore.ids()
+    for query, row_scores, row_numbers in zip(tiny_dataset.queries, scores, numbers, strict=True):
+        expected = {ids[n]: float(s) for s, n in zip(row_scores, row_numbers, strict=True) if n >= 0}
+        assert sorted(run[query.id].values(), reverse=True) == sorted(expected.values(), reverse=True)
+    assert evaluate_system(lucene, tiny_dataset).evaluation.aggregate["nDCG@10"] > 0
+    with pytest.raises(TremorError, match="needs the query encoder"):
+        peers.LuceneImpact(lucene.index_dir).retrieve(tiny_dataset.queries, 3)

@@ -61,13 +61,10 @@ def load_dataset(source: str | Path, split: str = "test", queries: str | Path | 
     if is_local(text):
         path = Path(text)
         name = path.name if path.is_dir() else path.name.split(".")[0]
-        if qrels is None and not path.is_dir():
-            raise InputError("a corpus file needs --qrels (and --queries); or pass a BEIR folder", file=path)
-        if qrels is None and split not in available_splits(path):
-            read_qrels(path, split)  # raises InputError naming the missing file and the available splits
-        judged = read_qrels(qrels if qrels is not None else path, split)
-        if queries is None and not path.is_dir():
-            raise InputError("a corpus file needs --queries (and --qrels); or pass a BEIR folder", file=path)
+        if (qrels is None or queries is None) and not path.is_dir():
+            raise InputError("a corpus file needs a queries file and a qrels file (--queries, --qrels); or pass a "
+                             "BEIR folder", file=path)
+        judged = read_qrels(qrels if qrels is not None else path, split)  # a missing split names the available ones
         query_list = read_queries(queries if queries is not None else path, ids=set(judged))
         corpus = text
     elif _looks_like_ir_datasets_id(text):
