@@ -51,3 +51,13 @@ def test_bad_k_and_foreign_vocabulary_rejected():
         index.search(SparseVectors.from_dicts([{1: 1.0}], vocab_size=4, vocab_id="bm25:one"), k=0)
     with pytest.raises(VocabularyMismatchError):
         index.search(SparseVectors.from_dicts([{1: 1.0}], vocab_size=4, vocab_id="bm25:two"), k=1)
+
+
+def test_single_query_and_unknown_parameters():
+    docs, queries = random_set(seed=7)
+    index = ExactIndex.build(docs)
+    batch_scores, batch_ids = index.search(queries, 10)
+    one_scores, one_ids = index.search(queries[3], 10)  # serial path
+    assert np.array_equal(one_ids[0], batch_ids[3]) and np.allclose(one_scores[0], batch_scores[3])
+    with pytest.raises(QueryError, match="no search parameters"):
+        index.search(queries, 10, query_cut=5)

@@ -6,6 +6,9 @@ with a bounded heap. Queries run in parallel over threads (Numba prange), each t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numba
 import numpy as np
 
@@ -105,13 +108,17 @@ class ExactIndex:
         """The indexed document vectors."""
         return SparseVectors(self.doc_indptr, self.doc_indices, self.doc_values, self.vocab_size, self.vocab_id)
 
-    def search(self, queries: SparseVectors, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents per query: (scores float32 [n, k], doc ids int64 [n, k]), best first; rows are padded
-        with (-inf, -1) where fewer than k documents share a term with the query."""
+        with (-inf, -1) where fewer than k documents share a term with the query. Exhaustive search has no
+        search-time parameters; passing any is an error."""
+        if search_params:
+            raise QueryError(f"the exact index takes no search parameters (got {', '.join(sorted(search_params))})")
         check_search_args(queries, k, self.vocab_size, self.vocab_id)
         n_chunks = max(1, min(len(queries), numba.get_num_threads()))
-        return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
-                             self.post_values, self.n_docs, int(k), n_chunks)
+        with threads_for(len(queries)):
+            return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
+                                 self.post_values, self.n_docs, int(k), n_chunks)
 
     # --------------------------------------------------------------------------------------------- persistence
     def params(self) -> dict:
@@ -126,6 +133,21 @@ class ExactIndex:
                     vocab_id: str | None) -> ExactIndex:
         return cls(arrays["doc_indptr"], arrays["doc_indices"], arrays["doc_values"], arrays["post_indptr"],
                    arrays["post_docs"], arrays["post_values"], vocab_size, vocab_id)
+
+
+@contextlib.contextmanager
+def threads_for(n_queries: int) -> Iterator[None]:
+    """Run a parallel kernel on one thread when there is a single query: waking the thread pool costs more than a
+    small query's whole search on busy cores. Numba's thread count is per calling thread, so this is safe."""
+    if n_queries > 1:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def check_search_args(queries: SparseVectors, k: int, vocab_size: int, vocab_id: str | None) -> None:
