@@ -58,9 +58,10 @@ def test_retrieval_stages_equal_the_searchers(hybrid):
 
 def test_placements_are_the_compositions_they_name(hybrid):
     S, D = SparseRetrieve(hybrid.sparse, 6), DenseRetrieve(hybrid.dense, 6)
-    SP = SparseRocchio(hybrid.sparse, fb_docs=2, fb_terms=20, k=6)
-    DP = DenseVectorPRF(hybrid.dense, fb_docs=2, k=6)
-    options = {"fusion": "minmax", "alpha": 0.4, "depth": 6, "fb_docs": 2, "fb_terms": 20, "dense_fb_docs": 2}
+    SP = SparseRocchio(hybrid.sparse, fb_docs=2, fb_terms=20, alpha=1.0, beta=0.5, k=6)
+    DP = DenseVectorPRF(hybrid.dense, fb_docs=2, method="average", k=6)
+    options = {"fusion": "minmax", "alpha": 0.4, "depth": 6, "fb_docs": 2, "fb_terms": 20, "rocchio_alpha": 1.0,
+               "rocchio_beta": 0.5, "dense_fb_docs": 2, "vector_prf": "average"}
     start = Run.start(QUERIES)
     s_run, d_run = S.transform(start), D.transform(start)
     hybrid_run = fuse(s_run.ranked, d_run.ranked, "minmax", 0.4, k=6)
@@ -72,19 +73,19 @@ def test_placements_are_the_compositions_they_name(hybrid):
     # after: each side's own feedback, then the two PRF runs fused
     after = hybrid_pipeline(hybrid.sparse, hybrid.dense, prf="both", placement="after", **options)(QUERIES)
     sp, dp = SP.transform(s_run), DP.transform(d_run)
-    np.testing.assert_array_equal(after.numbers, fuse(sp.ranked, dp.ranked, "minmax", 0.4, k=6)[1])
+    same(after, Run(start.queries, *fuse(sp.ranked, dp.ranked, "minmax", 0.4, k=6)))
     # both: hybrid feedback for both PRF stages, whose runs are fused again
     both = hybrid_pipeline(hybrid.sparse, hybrid.dense, prf="both", placement="both", **options)(QUERIES)
     fused_start = Run(start.queries, *hybrid_run, s_run.sparse_queries, d_run.dense_queries)
     sp2, dp2 = SP.transform(fused_start), DP.transform(fused_start)
-    np.testing.assert_array_equal(both.numbers, fuse(sp2.ranked, dp2.ranked, "minmax", 0.4, k=6)[1])
+    same(both, Run(start.queries, *fuse(sp2.ranked, dp2.ranked, "minmax", 0.4, k=6)))
     # dense PRF only, placement both: the sparse side contributes its plain run to the second fusion
     dense_both = hybrid_pipeline(hybrid.sparse, hybrid.dense, prf="dense", placement="both", **options)(QUERIES)
-    np.testing.assert_array_equal(dense_both.numbers, fuse(s_run.ranked, dp2.ranked, "minmax", 0.4, k=6)[1])
+    same(dense_both, Run(start.queries, *fuse(s_run.ranked, dp2.ranked, "minmax", 0.4, k=6)))
     # no PRF: plain fusion, and the operator form gives the same
     plain = hybrid_pipeline(hybrid.sparse, hybrid.dense, **options)(QUERIES)
-    np.testing.assert_array_equal(plain.numbers, hybrid_run[1])
-    np.testing.assert_array_equal(Fuse(S, D, "minmax", 0.4, k=6)(QUERIES).numbers, hybrid_run[1])
+    same(plain, Run(start.queries, *hybrid_run))
+    same(Fuse(S, D, "minmax", 0.4, k=6)(QUERIES), plain)
     # zero feedback documents: every placement reduces to the plain hybrid run
     for placement in ("after", "both"):
         none = hybrid_pipeline(hybrid.sparse, hybrid.dense, prf="both", placement=placement,
@@ -101,7 +102,14 @@ def test_config_errors(hybrid):
         hybrid_pipeline(hybrid.sparse, hybrid.dense, fusion="sum")
     with pytest.raises(TremorError, match="add-dense"):
         hybrid_pipeline(hybrid.sparse, None)
-    assert PipelineConfig().retriever == "hybrid"
+    defaults = PipelineConfig()
+    assert defaults.retriever == "hybrid" and defaults.prf == "none"
+    rocchio_stage = SparseRocchio(hybrid.sparse)
+    assert (rocchio_stage.fb_docs, rocchio_stage.fb_terms, rocchio_stage.beta) == \
+        (defaults.fb_docs, defaults.fb_terms, defaults.rocchio_beta)
+    vector_stage = DenseVectorPRF(hybrid.dense)
+    assert (vector_stage.fb_docs, vector_stage.method, vector_stage.beta) == \
+        (defaults.dense_fb_docs, defaults.vector_prf, defaults.vector_beta)
 
 
 def test_hybrid_searcher_returns_hits(hybrid):

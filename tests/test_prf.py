@@ -126,7 +126,7 @@ def test_dense_prf_with_zero_feedback_docs_equals_the_original_run(method):
     again = DenseVectorPRF(searcher, fb_docs=0, method=method, alpha=0.3, beta=0.9, k=20).transform(original)
     np.testing.assert_array_equal(again.numbers, original.numbers)
     np.testing.assert_array_equal(again.scores, original.scores)
-    moved = DenseVectorPRF(searcher, fb_docs=2, method=method, k=20).transform(original)
+    moved = DenseVectorPRF(searcher, fb_docs=2, method=method, alpha=1.0, beta=1.0, k=20).transform(original)
     top2 = docs[original.numbers[:, :2]]
     expected = (queries + top2.sum(axis=1)) / 3 if method == "average" else queries + top2.mean(axis=1)
     np.testing.assert_allclose(moved.dense_queries, expected, rtol=1e-5)

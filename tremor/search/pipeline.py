@@ -31,6 +31,46 @@ PLACEMENTS = ("before", "after", "both")
 PRF_SIDES = ("none", "sparse", "dense", "both")
 
 
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that names a hybrid / PRF pipeline. The defaults are the values chosen on the BEIR tuning splits
+    (scifact train, nfcorpus dev) by scripts/bench_hybrid.py; see BENCHMARKS.md, "Hybrid retrieval and PRF". PRF is
+    opt-in (it searches each side a second time); with it, placement 'both' measured best."""
+
+    retriever: str = "hybrid"          # "sparse", "dense" or "hybrid"
+    fusion: str = "minmax"             # minmax, zscore, rrf or raw
+    alpha: float = 0.5                 # weight of the sparse side, α·sparse + (1−α)·dense
+    rrf_k: float = 5.0                 # for fusion="rrf"
+    prf: str = "none"                  # which side(s) get PRF: none, sparse, dense, both
+    placement: str = "both"            # before, after or both (hybrid with PRF only)
+    depth: int = 1000                  # candidates per list, before fusion and after PRF
+    fb_docs: int = 10                  # sparse Rocchio: feedback documents
+    fb_terms: int | None = 50          # sparse Rocchio: term budget of the expanded query
+    rocchio_alpha: float = 1.0
+    rocchio_beta: float = 0.25
+    dense_fb_docs: int = 1             # Vector-PRF: feedback documents
+    vector_prf: str = "rocchio"        # average or rocchio
+    vector_alpha: float = 1.0
+    vector_beta: float = 0.25
+
+    def check(self) -> None:
+        for name, value, allowed in (("retriever", self.retriever, ("sparse", "dense", "hybrid")),
+                                     ("fusion", self.fusion, FUSION_METHODS), ("prf", self.prf, PRF_SIDES),
+                                     ("placement", self.placement, PLACEMENTS),
+                                     ("vector_prf", self.vector_prf, VECTOR_PRF_METHODS)):
+            if value not in allowed:
+                raise QueryError(f"{name} must be one of {', '.join(allowed)} (got '{value}')")
+        if self.retriever != "hybrid" and self.prf not in ("none", self.retriever):
+            raise QueryError(f"PRF on the {self.prf} side needs that side: use retriever 'hybrid' or prf "
+                             f"'{self.retriever}'")
+        if self.retriever == "hybrid" and self.placement == "before" and self.prf == "both":
+            raise QueryError("placement 'before' with PRF on both sides leaves two runs and nothing to fuse them; "
+                             "use placement 'both' (fuse the two PRF runs) or PRF on one side")
+
+
+_DEFAULTS = PipelineConfig()
+
+
 @dataclass(frozen=True, eq=False)
 class Run:
     """Ranked lists for a batch of queries: scores float32 [n, k] and internal numbers int64 [n, k] (best first,
@@ -111,7 +151,7 @@ class SparseRetrieve(Stage):
     """Search the sparse index with the run's sparse query vectors (encoding the texts if there are none yet)."""
 
     searcher: object
-    k: int = 1000
+    k: int = _DEFAULTS.depth
     search_params: dict = field(default_factory=dict)
 
     def transform(self, run: Run) -> Run:
@@ -127,7 +167,7 @@ class DenseRetrieve(Stage):
     """Search the dense index with the run's query embeddings (encoding the texts if there are none yet)."""
 
     searcher: object
-    k: int = 1000
+    k: int = _DEFAULTS.depth
     search_params: dict = field(default_factory=dict)
 
     def transform(self, run: Run) -> Run:
@@ -144,12 +184,12 @@ class SparseRocchio(Stage):
     again (see ``tremor.search.prf.rocchio``)."""
 
     searcher: object
-    fb_docs: int = 3
-    fb_terms: int | None = 100
-    alpha: float = 1.0
-    beta: float = 0.75
+    fb_docs: int = _DEFAULTS.fb_docs
+    fb_terms: int | None = _DEFAULTS.fb_terms
+    alpha: float = _DEFAULTS.rocchio_alpha
+    beta: float = _DEFAULTS.rocchio_beta
     normalize: bool = True
-    k: int = 1000
+    k: int = _DEFAULTS.depth
 
     def transform(self, run: Run) -> Run:
         queries = run.sparse_queries
@@ -167,11 +207,11 @@ class DenseVectorPRF(Stage):
     the dense index again."""
 
     searcher: object
-    fb_docs: int = 3
-    method: str = "average"
-    alpha: float = 1.0
-    beta: float = 1.0
-    k: int = 1000
+    fb_docs: int = _DEFAULTS.dense_fb_docs
+    method: str = _DEFAULTS.vector_prf
+    alpha: float = _DEFAULTS.vector_alpha
+    beta: float = _DEFAULTS.vector_beta
+    k: int = _DEFAULTS.depth
 
     def transform(self, run: Run) -> Run:
         queries = run.dense_queries
@@ -191,10 +231,10 @@ class Fuse(Stage):
 
     first: Stage
     second: Stage
-    method: str = "minmax"
-    alpha: float = 0.5
+    method: str = _DEFAULTS.fusion
+    alpha: float = _DEFAULTS.alpha
     k: int | None = None
-    rrf_k: float = 60.0
+    rrf_k: float = _DEFAULTS.rrf_k
 
     def transform(self, run: Run) -> Run:
         a = self.first.transform(run)
@@ -203,42 +243,6 @@ class Fuse(Stage):
         return Run(run.queries, scores, numbers,
                    a.sparse_queries if a.sparse_queries is not None else b.sparse_queries,
                    b.dense_queries if b.dense_queries is not None else a.dense_queries)
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything that names a hybrid / PRF pipeline; the defaults are the ones chosen on the BEIR training splits
-    (see BENCHMARKS.md, "Hybrid retrieval and PRF")."""
-
-    retriever: str = "hybrid"          # "sparse", "dense" or "hybrid"
-    fusion: str = "zscore"             # minmax, zscore, rrf or raw
-    alpha: float = 0.5                 # weight of the sparse side
-    rrf_k: float = 60.0
-    prf: str = "none"                  # which side(s) get PRF: none, sparse, dense, both
-    placement: str = "both"            # before, after or both (hybrid with PRF only)
-    depth: int = 1000                  # candidates per list before fusion / after PRF
-    fb_docs: int = 3                   # sparse Rocchio feedback documents
-    fb_terms: int | None = 100         # sparse Rocchio term budget
-    rocchio_alpha: float = 1.0
-    rocchio_beta: float = 0.75
-    dense_fb_docs: int = 3             # Vector-PRF feedback documents
-    vector_prf: str = "average"        # average or rocchio
-    vector_alpha: float = 1.0
-    vector_beta: float = 1.0
-
-    def check(self) -> None:
-        for name, value, allowed in (("retriever", self.retriever, ("sparse", "dense", "hybrid")),
-                                     ("fusion", self.fusion, FUSION_METHODS), ("prf", self.prf, PRF_SIDES),
-                                     ("placement", self.placement, PLACEMENTS),
-                                     ("vector_prf", self.vector_prf, VECTOR_PRF_METHODS)):
-            if value not in allowed:
-                raise QueryError(f"{name} must be one of {', '.join(allowed)} (got '{value}')")
-        if self.retriever != "hybrid" and self.prf not in ("none", self.retriever):
-            raise QueryError(f"PRF on the {self.prf} side needs that side: use retriever 'hybrid' or prf "
-                             f"'{self.retriever}'")
-        if self.retriever == "hybrid" and self.placement == "before" and self.prf == "both":
-            raise QueryError("placement 'before' with PRF on both sides leaves two runs and nothing to fuse them; "
-                             "use placement 'both' (fuse the two PRF runs) or PRF on one side")
 
 
 def hybrid_pipeline(sparse=None, dense=None, config: PipelineConfig | None = None, **overrides) -> Stage:
