@@ -57,12 +57,15 @@ def test_equals_sentence_transformers_on_real_minilm():
     expected = SentenceTransformer(str(gt.get_model_path()), device="cpu").encode(sentences)
     encoder = DenseEncoder(device="cpu")  # default model: all-MiniLM-L6-v2 from the installed package
     assert encoder.dim == 384 and encoder.max_length == 256
+    assert encoder.config()["model"] == "sentence-transformers/all-MiniLM-L6-v2"  # portable: the package or the hub
     np.testing.assert_allclose(encoder.encode(sentences), expected, atol=1e-5)
 
 
-def test_plain_transformers_directory_and_bad_models(tiny_model, tmp_path):
+def test_plain_transformers_directory_and_bad_models(tiny_model, tmp_path, monkeypatch):
     encoder = DenseEncoder(tiny_model, device="cpu")  # no sentence-transformers files: mean pooling
     assert encoder.pooling == "mean" and encoder.max_length == 64
+    monkeypatch.chdir(tiny_model.parent)
+    assert DenseEncoder(tiny_model.name).config()["model"] == str(tiny_model.resolve())  # recorded absolute
     assert encoder.encode([]).shape == (0, 32)
     (tmp_path / "empty").mkdir()
     with pytest.raises(TremorError, match="without weights"):

@@ -93,9 +93,11 @@ class DenseEncoder:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        self.model_name = DEFAULT_MODEL if model is None else str(model)
         source = resolve_model(model)
         directory = Path(source)
+        # what an index records: the hub name, or a local directory as an absolute path
+        self.model_name = DEFAULT_MODEL if model is None else \
+            str(directory.resolve()) if directory.is_dir() and str(model) != DEFAULT_MODEL else str(model)
         st_max_length, st_pooling = (None, "mean")
         if directory.is_dir():
             if not any((directory / name).is_file() for name in _WEIGHT_FILES):
