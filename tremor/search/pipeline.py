@@ -54,6 +54,7 @@ class PipelineConfig:
     vector_beta: float = 0.25
 
     def check(self) -> None:
+        """Raise QueryError for an unknown choice or a combination that names no single run."""
         for name, value, allowed in (("retriever", self.retriever, ("sparse", "dense", "hybrid")),
                                      ("fusion", self.fusion, FUSION_METHODS), ("prf", self.prf, PRF_SIDES),
                                      ("placement", self.placement, PLACEMENTS),
