@@ -142,3 +142,26 @@ def test_cli_add_dense_and_hybrid_search(tmp_path, index_dir):
     assert sparse_prf.returncode == 0 and json.loads(sparse_prf.stdout)["hits"][0]["id"] == "d1"
     bad = run_cli("search", str(fresh), "cat", "--hybrid", "--prf", "both", "--placement", "before")
     assert bad.returncode != 0 and "placement 'before'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_eval_runs_pipelines_and_matches_the_python_pipeline(tmp_path, index_dir, hybrid):
+    data = ROOT / "tests" / "data"
+    out = tmp_path / "eval"
+    result = run_cli("eval", "--dataset", str(data / "tiny_corpus.jsonl"), "--queries", str(data / "tiny_queries.tsv"),
+                     "--qrels", str(data / "tiny_qrels.tsv"), "--index", str(index_dir), "--hybrid", "--prf", "both",
+                     "--device", "cpu", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert f"{index_dir.name}-hybrid+prf-both" in result.stdout
+    run_file = next(out.glob("*.run"))
+    ranked: dict[str, list[str]] = {}
+    for line in run_file.read_text().splitlines():
+        qid, _, doc, _, _, _ = line.split()
+        ranked.setdefault(qid, []).append(doc)
+    expected = hybrid.batch_search(["cat on a mat", "earthquake waves", "parks and ducks"], k=1000,
+                                   config=PipelineConfig(prf="both"), with_text=False)
+    assert [ranked[q] for q in ("q1", "q2", "q3")] == [[h.id for h in hits] for hits in expected]
+    no_dense = run_cli("eval", "--dataset", str(data / "tiny_corpus.jsonl"), "--queries",
+                       str(data / "tiny_queries.tsv"), "--qrels", str(data / "tiny_qrels.tsv"), "--index",
+                       str(tremor.build_index(data / "tiny_corpus.jsonl", tmp_path / "plain", progress=False)),
+                       "--dense", "--out", str(tmp_path / "e2"), "--quiet")
+    assert no_dense.returncode != 0 and "add-dense" in no_dense.stderr and "Traceback" not in no_dense.stderr

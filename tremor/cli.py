@@ -239,15 +239,20 @@ def _unique(name: str, taken: set[str]) -> str:
 @click.option("--keep-indexes", is_flag=True, help="Keep indexes built on the fly under OUT/indexes.")
 @click.option("--plot", is_flag=True, help="Also write an nDCG@10 bar plot (OUT/ndcg10.png).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@hybrid_options
 def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str | None,
              index_dirs: tuple[Path, ...], encoders: tuple[str, ...], index_spec: str, peers: tuple[str, ...],
              compare: bool, params: tuple[str, ...], k: int, measures: tuple[str, ...], keep_query_ids: bool,
-             latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool) -> None:
-    """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table."""
+             latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool,
+             **pipeline_options) -> None:
+    """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table.
+
+    With --hybrid / --dense / --prf, each --index directory is evaluated through that retrieval pipeline (the
+    directory needs a dense index for --hybrid and --dense: see 'tremor index add-dense')."""
     from tremor.eval import SearcherRetriever, build_system, evaluate_system, load_dataset
     from tremor.eval.metrics import DEFAULT_MEASURES, parse_measures
     from tremor.eval.report import bar_plot, markdown_table, safe_name, write_system_outputs, write_text_atomic
-    from tremor.eval.systems import default_system_name
+    from tremor.eval.systems import PipelineRetriever, default_system_name
 
     measures = parse_measures(measures or DEFAULT_MEASURES)
     # (encoder, index spec, search parameters); --param belongs to the systems named here, not to --compare's baseline
@@ -274,7 +279,14 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
     results = []
     with tempfile.TemporaryDirectory(prefix="tremor-eval-") as tmp:
         build_root = out / "indexes" if keep_indexes else Path(tmp)
-        systems = [SearcherRetriever.from_index(d, _unique(d.name, taken), **search_params) for d in index_dirs]
+        pipeline = pipeline_config(pipeline_options)
+        if pipeline is None:
+            systems = [SearcherRetriever.from_index(d, _unique(d.name, taken), **search_params) for d in index_dirs]
+        else:
+            label = pipeline.retriever + ("" if pipeline.prf == "none" else f"+prf-{pipeline.prf}")
+            systems = [PipelineRetriever.from_index(d, pipeline, _unique(f"{d.name}-{label}", taken),
+                                                    model=pipeline_options["model"], device=pipeline_options["device"],
+                                                    **search_params) for d in index_dirs]
         for encoder, spec, encoder_params in to_build:
             name = _unique(default_system_name(encoder, spec), taken)
             systems.append(build_system(data, build_root / safe_name(name), encoder, spec, name,

@@ -66,22 +66,59 @@ class SearcherRetriever:
         return cls(searcher, name or path.name, path, build_seconds, **search_params)
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
-        run: Run = {q.id: {} for q in queries}
         searchable = [q for q in queries if q.text.strip()]  # a blank query simply finds nothing
         if not searchable:
-            return run
+            return {q.id: {} for q in queries}
         vectors = self.searcher.encode_queries([q.text for q in searchable])
         scores, numbers = self.searcher.search_vectors(vectors, k, **self.search_params)
-        ids = self._ids
-        for query, row_scores, row_numbers in zip(searchable, scores, numbers, strict=True):
-            valid = row_numbers >= 0
-            doc_numbers = row_numbers[valid].tolist()
-            doc_scores = row_scores[valid].astype(np.float64).tolist()
-            if ids is not None:
-                run[query.id] = {ids[n]: s for n, s in zip(doc_numbers, doc_scores, strict=True)}
-            else:
-                run[query.id] = {str(n): s for n, s in zip(doc_numbers, doc_scores, strict=True)}
-        return run
+        return ranked_to_run(queries, searchable, scores, numbers, self._ids)
+
+
+def ranked_to_run(queries: Sequence[Query], searched: Sequence[Query], scores: np.ndarray, numbers: np.ndarray,
+                  ids: list[str] | None) -> Run:
+    """(scores, internal numbers) rows for the ``searched`` queries as a Run over all ``queries`` (the others get no
+    hits); padding (-1) is dropped and numbers become external ids."""
+    run: Run = {q.id: {} for q in queries}
+    for query, row_scores, row_numbers in zip(searched, scores, numbers, strict=True):
+        valid = row_numbers >= 0
+        doc_numbers = row_numbers[valid].tolist()
+        doc_scores = row_scores[valid].astype(np.float64).tolist()
+        if ids is not None:
+            run[query.id] = {ids[n]: s for n, s in zip(doc_numbers, doc_scores, strict=True)}
+        else:
+            run[query.id] = {str(n): s for n, s in zip(doc_numbers, doc_scores, strict=True)}
+    return run
+
+
+class PipelineRetriever:
+    """A retrieval pipeline over an index directory (dense, hybrid fusion, PRF placements) as a system."""
+
+    def __init__(self, hybrid, config, name: str, index_dir: str | Path | None = None) -> None:
+        config.check()
+        self.hybrid = hybrid
+        self.config = config
+        self.name = name
+        self.build_seconds = None
+        self.index_bytes = directory_bytes(index_dir, exclude=(DOCSTORE_FILE,)) if index_dir is not None else None
+        self._ids = hybrid.sparse.docstore.ids() if hybrid.sparse.docstore is not None else None
+
+    @classmethod
+    def from_index(cls, path: str | Path, config, name: str | None = None, model: str | None = None,
+                   device: str = "auto", **search_params) -> PipelineRetriever:
+        """Open an index directory (and its ``dense/`` index when the pipeline uses one)."""
+        from tremor.search.pipeline import HybridSearcher
+
+        path = Path(path)
+        hybrid = HybridSearcher.load(path, dense=config.retriever != "sparse", model=model, device=device)
+        hybrid.sparse.search_params.update(search_params)
+        return cls(hybrid, config, name or path.name, path)
+
+    def retrieve(self, queries: Sequence[Query], k: int) -> Run:
+        searchable = [q for q in queries if q.text.strip()]
+        if not searchable:
+            return {q.id: {} for q in queries}
+        run = self.hybrid.run([q.text for q in searchable], k, self.config)
+        return ranked_to_run(queries, searchable, run.scores, run.numbers, self._ids)
 
 
 def build_system(dataset: Dataset, out: str | Path, encoder: str = "bm25", index: str = "exact",
