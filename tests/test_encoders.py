@@ -98,7 +98,9 @@ def st_dense(embeddings) -> np.ndarray:
 @pytest.mark.parametrize(("pooling", "activation", "st_activation"),
                          [("max", "log1p_relu", "relu"), ("sum", "log1p_relu", "relu"),
                           ("max", "log1p_log1p_relu", "log1p_relu")])
-def test_splade_equals_sentence_transformers(tmp_path, bert_parts, pooling, activation, st_activation):
+def test_splade_equals_sentence_transformers(tmp_path, bert_parts, pooling, activation, st_activation, monkeypatch):
+    # the vocabulary head runs over chunks of 3 positions here, so running pools across chunks are exercised
+    monkeypatch.setattr("tremor.encoders.components.CHUNK_ELEMENTS", 2 * 3 * len(bert_parts[1]))
     config = splade_config(document_max_length=DOC_LEN, query_max_length=QUERY_LEN, pooling=pooling,
                            activation=activation)
     model_dir = make_model_dir(tmp_path / "splade", bert_parts, config)
@@ -244,8 +246,10 @@ def without_echo(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def test_echo_lets_a_token_weight_depend_on_later_text(tmp_path, mistral_dir):
+def test_echo_lets_a_token_weight_depend_on_later_text(tmp_path, mistral_dir, monkeypatch):
+    monkeypatch.setattr("tremor.encoders.components.CHUNK_ELEMENTS", 2 * 64)  # the LM head over 2-position chunks
     echo = load_encoder(mistral_dir)
+    assert echo._side("document").backbone.head is echo._side("document").backbone.model.lm_head
     plain = load_encoder(without_echo(mistral_dir, tmp_path / "plain"))
     first, second = "cat sat on the mat", "cat sat on the pond"
     ids_a, echo_a = echo.position_weights(first)
@@ -259,7 +263,7 @@ def test_echo_lets_a_token_weight_depend_on_later_text(tmp_path, mistral_dir):
     assert np.abs(echo_a[0] - echo_b[0]).max() > 1e-4
     # pooled vectors are max-pooled log1p(ReLU) of the positions' logits
     vectors = echo.encode_documents([first, second, ""])
-    np.testing.assert_allclose(dense(vectors[:1])[0], echo_a.max(axis=0), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(dense(vectors[:2]), [echo_a.max(axis=0), echo_b.max(axis=0)], rtol=0, atol=1e-6)
     assert vectors.vocab_id.startswith("decoder:") and vectors.row_nnz()[2] == 0
     # a plain causal-LM directory (no tremor_encoder.json) loads as a decoder encoder with echo
     bare = tmp_path / "bare"
@@ -389,3 +393,52 @@ def test_inference_free_index_searches_without_the_model(tmp_path, bert_parts, i
         pytest.approx({t: idf_weights[t] for t in ("cat", "on", "a", "mat")}, abs=1e-6)
     with pytest.raises(TremorError, match="needed to encode documents and no longer exists"):
         restored.encode_documents(["cat"])
+
+
+# ------------------------------------------------------------------------------------------------------ command line
+def test_cli_index_build_search_and_encode(tmp_path, bert_parts, tiny_corpus):
+    from click.testing import CliRunner
+
+    from tremor.cli import cli
+    from tremor.encoders.vector_files import read_vectors
+
+    model_dir = make_model_dir(tmp_path / "splade", bert_parts,
+                               splade_config(document_max_length=DOC_LEN, query_max_length=QUERY_LEN))
+    runner = CliRunner()
+    built = runner.invoke(cli, ["index", "build", "--corpus", str(tiny_corpus), "--out", str(tmp_path / "idx"),
+                                "--encoder", str(model_dir), "--quiet"])
+    assert built.exit_code == 0, built.output
+    assert "built exact index of 6 documents" in built.output
+    found = runner.invoke(cli, ["search", str(tmp_path / "idx"), "cats on warm mats", "-k", "2", "--json"])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.output.splitlines()[0])["hits"]
+    assert [h["id"] for h in hits] == [h.id for h in Searcher.load(tmp_path / "idx").search("cats on warm mats", k=2)]
+
+    encoded = runner.invoke(cli, ["encode", "--encoder", str(model_dir), "--corpus", str(tiny_corpus), "--out",
+                                  str(tmp_path / "vectors"), "--top-k", "5", "--quiet"])
+    assert encoded.exit_code == 0, encoded.output
+    ids, vectors, meta = read_vectors(tmp_path / "vectors")
+    encoder = load_encoder(model_dir, document_top_k=5)
+    documents = [json.loads(line) for line in tiny_corpus.read_text().splitlines()]
+    assert ids == [d["_id"] for d in documents] and meta["side"] == "document"
+    assert vectors == encoder.encode_documents([f"{d['title']} {d['text']}" if d["title"] else d["text"]
+                                                for d in documents])
+    assert vectors.vocab_id == encoder.vocab_id and np.all(vectors.row_nnz() == 5)
+
+    queries_out = tmp_path / "queries.jsonl"
+    encoded = runner.invoke(cli, ["encode", "--encoder", str(model_dir), "--queries",
+                                  str(tiny_corpus.parent / "tiny_queries.tsv"), "--out", str(queries_out),
+                                  "--format", "jsonl", "--quiet"])
+    assert encoded.exit_code == 0, encoded.output
+    lines = [json.loads(line) for line in queries_out.read_text().splitlines()]
+    assert lines[0]["id"] == "q1" and lines[0]["contents"] == "cat on a mat"
+    expected = encoder.encode_queries(["cat on a mat"]).to_dicts(encoder.tokens(range(encoder.vocab_size)))[0]
+    assert lines[0]["vector"] == pytest.approx(expected)
+
+    again = runner.invoke(cli, ["encode", "--encoder", str(model_dir), "--queries", str(queries_out.parent),
+                                "--out", str(queries_out), "--format", "jsonl"])
+    assert again.exit_code != 0 and "already exists" in again.output
+    missing = runner.invoke(cli, ["encode", "--encoder", str(tmp_path / "nope"), "--corpus", str(tiny_corpus),
+                                  "--out", str(tmp_path / "v2")])
+    assert missing.exit_code != 0 and "no such model directory" in missing.output
+    assert not (tmp_path / "v2").exists()

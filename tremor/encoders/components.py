@@ -184,11 +184,13 @@ def activate(scores: torch.Tensor, activation: str) -> torch.Tensor:
 
 def pool_expansion(logits: torch.Tensor, pool_mask: torch.Tensor, pooling: str, activation: str) -> torch.Tensor:
     """SPLADE pooling of vocabulary logits (B, L, V) over the positions in ``pool_mask`` (B, L) to (B, V) float32:
-    w_j = max_i act(logit_ij), computed as act(max_i logit_ij) because act is monotone, or sum_i act(logit_ij)."""
+    w_j = max_i act(logit_ij), computed as act(max_i logit_ij) because act is monotone, or sum_i act(logit_ij).
+    ``logits`` is overwritten (it is a fresh model output; copying it would double the largest tensor)."""
     mask = pool_mask.unsqueeze(-1)
     if pooling == "max":
-        pooled = logits.masked_fill(~mask, float("-inf")).amax(dim=1)
-        return activate(pooled.float(), activation)
+        if not bool(pool_mask.all()):
+            logits.masked_fill_(~mask, float("-inf"))
+        return activate(logits.amax(dim=1).float(), activation)
     return (activate(logits.float(), activation) * mask).sum(dim=1)
 
 
@@ -224,13 +226,75 @@ def sparsify_to_csr(weights: torch.Tensor, top_k: int | None, threshold: float) 
 
 
 # --------------------------------------------------------------------------------------------------- the backbone
+CHUNK_ELEMENTS = 1 << 26  # logits per position chunk in pooled expansion (256 MiB in fp32)
+
+
 class Backbone:
-    """One transformer, shared by the sides that name the same model folder: vocabulary logits for ``mlm`` heads,
-    last hidden states for ``mlp`` heads."""
+    """One transformer, shared by the sides that name the same model folder: pooled vocabulary logits for ``mlm``
+    heads, last hidden states for ``mlp`` heads.
+
+    Where the model's vocabulary head is a separate module (``cls`` in BERT-style MLMs, ``lm_head`` in RoBERTa-style
+    MLMs and causal LMs) and reproduces the model's own logits, ``expansion`` runs the transformer body once and the
+    head over chunks of positions, keeping a running pool: the (B, L, V) logits tensor, the largest in the
+    computation, never exists whole, and positions outside the pool (an echo's first copy) skip the head entirely.
+    """
 
     def __init__(self, model: torch.nn.Module, decoder: bool) -> None:
         self.model = model.eval()
         self.decoder = decoder
+        self.head = self._separable_head()
+
+    def _separable_head(self) -> torch.nn.Module | None:
+        """The module mapping last hidden states to logits, if the model's forward does nothing after it (checked on
+        a small input; models that soft-cap logits are excluded outright)."""
+        size = self.output_size
+        config = getattr(self.model, "config", None)
+        if size is None or any("softcap" in key and value for key, value in vars(config or {}).items()):
+            return None
+        device = next(self.model.parameters()).device
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, size, (2, 8), generator=generator).to(device)
+        attention = torch.ones_like(ids)
+        for name in ("cls", "lm_head"):
+            head = getattr(self.model, name, None)
+            if not isinstance(head, torch.nn.Module):
+                continue
+            with torch.inference_mode():
+                full = self.logits(ids, attention).float()
+                try:
+                    split = head(self.hidden(ids, attention)).float()
+                except (RuntimeError, TypeError, ValueError):
+                    continue
+            if split.shape == full.shape and torch.allclose(split, full, rtol=1e-3, atol=1e-3 * float(
+                    full.abs().max().clamp_min(1.0))):
+                return head
+        return None
+
+    def expansion(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor,
+                  pooling: str, activation: str) -> torch.Tensor:
+        """(B, V) float32 pooled term weights of the vocabulary head (see ``pool_expansion``)."""
+        if self.head is None:
+            return pool_expansion(self.logits(input_ids, attention_mask), pool_mask, pooling, activation)
+        hidden = self.hidden(input_ids, attention_mask)
+        batch, length = pool_mask.shape
+        step = max(1, CHUNK_ELEMENTS // (batch * self.output_size))
+        running = None  # max pooling: the running max of raw logits (the activation is monotone, applied once)
+        for start in range(0, length, step):
+            mask = pool_mask[:, start:start + step]
+            if not bool(mask.any()):
+                continue
+            logits = self.head(hidden[:, start:start + step])
+            if pooling == "max":
+                if not bool(mask.all()):
+                    logits.masked_fill_(~mask.unsqueeze(-1), float("-inf"))
+                part = logits.amax(dim=1)
+                running = part if running is None else torch.maximum(running, part, out=running)
+            else:
+                part = (activate(logits.float(), activation) * mask.unsqueeze(-1)).sum(dim=1)
+                running = part if running is None else running.add_(part)
+        if running is None:
+            return torch.zeros(batch, self.output_size, dtype=torch.float32, device=input_ids.device)
+        return activate(running.float(), activation) if pooling == "max" else running
 
     @property
     def output_size(self) -> int | None:
@@ -373,8 +437,7 @@ class SideEncoder:
         cfg = self.config
         with torch.inference_mode(), self.runtime.autocast():
             if cfg.head == "mlm":
-                weights = pool_expansion(self.backbone.logits(input_ids, attention), pool, cfg.pooling,
-                                         cfg.activation)
+                weights = self.backbone.expansion(input_ids, attention, pool, cfg.pooling, cfg.activation)
             else:
                 scores = self.mlp(self.backbone.hidden(input_ids, attention)).squeeze(-1)
                 weights = pool_term_weights(activate(scores.float(), cfg.activation), input_ids, pool,
