@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from tremor.encoders import get_encoder, load_saved_encoder
-from tremor.encoders.components import EncoderConfig, SideConfig
+from tremor.encoders.composition import EncoderConfig, SideConfig
 from tremor.encoders.decoder import decoder_config
 from tremor.encoders.inference_free import compute_idf, inference_free_config, read_idf_json
 from tremor.encoders.neural import NeuralSparseEncoder, load_encoder, save_model_dir

@@ -9,9 +9,14 @@ the whole first copy. On CUDA the decoder's weights are loaded in bf16.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from tremor.encoders.components import EncoderConfig, SideConfig, TokenizedTexts
+from tremor.encoders.composition import EncoderConfig, SideConfig
+
+if TYPE_CHECKING:
+    from tremor.encoders.components import TokenizedTexts
 
 KIND = "decoder"
 
@@ -32,6 +37,8 @@ def decoder_config(document_max_length: int = 512, query_max_length: int = 64, e
 def decoder_inputs(texts: TokenizedTexts, tokenizer, echo: bool, separator: str = "") -> TokenizedTexts:
     """Causal-model inputs from the texts' token ids (tokenized without special tokens): ``[BOS] ids`` pooling over
     ``ids``, or with ``echo`` ``[BOS] ids sep ids`` pooling over the second copy only. Vectorized over all texts."""
+    from tremor.encoders.components import TokenizedTexts
+
     prefix = np.array([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else [], dtype=np.int64)
     sep = np.array(tokenizer(separator, add_special_tokens=False)["input_ids"] if echo and separator else [],
                    dtype=np.int64)

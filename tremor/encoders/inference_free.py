@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tremor.encoders.components import EncoderConfig, SideConfig
+from tremor.encoders.composition import EncoderConfig, SideConfig
 from tremor.errors import InputError, TremorError
 
 KIND = "inference_free"

@@ -46,26 +46,23 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tremor.encoders.base import register_encoder, require_texts, vocab_hash, write_encoder_config
-from tremor.encoders.components import (
-    SIDES,
-    Backbone,
-    EncoderConfig,
-    Runtime,
-    SideConfig,
-    SideEncoder,
-)
+from tremor.encoders.composition import SIDES, EncoderConfig, SideConfig
 from tremor.encoders.decoder import decoder_config
 from tremor.encoders.inference_free import IDF_FILE, idf_table, inference_free_config, read_idf_json, write_idf_json
 from tremor.encoders.splade import splade_config
 from tremor.errors import IndexFormatError, TremorError, VocabularyMismatchError
 from tremor.index.storage import atomic_directory
 from tremor.sparse import SparseVectors
+
+if TYPE_CHECKING:  # torch and transformers load only when a model does: importing this module stays cheap
+    import torch
+
+    from tremor.encoders.components import Backbone, Runtime, SideEncoder
 
 MODEL_CONFIG_FILE = "tremor_encoder.json"
 MODEL_FORMAT = "tremor-encoder"
@@ -247,7 +244,10 @@ def _load_hf_config(source: ModelSource, sub: str):
 
 
 def _load_backbone(source: ModelSource, sub: str, decoder: bool, with_lm_head: bool, runtime: Runtime) -> Backbone:
+    import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    from tremor.encoders.components import Backbone
 
     source.check_local_folder(sub)
     cls = AutoModelForCausalLM if decoder else (AutoModelForMaskedLM if with_lm_head else AutoModel)
@@ -267,6 +267,7 @@ def _load_backbone(source: ModelSource, sub: str, decoder: bool, with_lm_head: b
 
 
 def _load_mlp_head(source: ModelSource, relative: str, hidden_size: int, runtime: Runtime) -> torch.nn.Linear:
+    import torch
     from safetensors.torch import load_file
 
     path = source.file(relative)
@@ -375,6 +376,8 @@ class NeuralSparseEncoder:
     def _side(self, name: str) -> SideEncoder:
         if name in self._sides:
             return self._sides[name]
+        from tremor.encoders.components import SideEncoder
+
         side = self.encoder_config.side(name)
         backbone = self._backbone(side) if side.needs_model else None
         mlp = None
@@ -438,6 +441,8 @@ class NeuralSparseEncoder:
             source = ModelSource(str(config["model"]), bool(config["local"]), config.get("revision"))
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{directory}: encoder.json is incomplete ({exc})") from None
+        from tremor.encoders.components import Runtime
+
         runtime = Runtime.resolve()
         if config.get("query_files"):
             tokenizer = _load_tokenizer(str(directory / _QUERY_TOKENIZER_DIR), {"local_files_only": True},
@@ -547,6 +552,8 @@ def load_encoder(spec: str | Path, *, device: str = "auto", precision: str = "au
         if value is not None:
             side = SideConfig.from_dict({key: value}, config.side(side_name), f"load_encoder {side_name}_{key}")
             config = replace(config, **{side_name: side})
+    from tremor.encoders.components import Runtime
+
     runtime = Runtime.resolve(device, precision, batch_size, max_batch_tokens)
     return _open(source, config, runtime)
 

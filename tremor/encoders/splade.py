@@ -6,7 +6,7 @@ use the same model with their own maximum lengths and pruning (top-k and/or thre
 
 from __future__ import annotations
 
-from tremor.encoders.components import EncoderConfig, SideConfig
+from tremor.encoders.composition import EncoderConfig, SideConfig
 
 KIND = "splade"
 
