@@ -128,6 +128,30 @@ def test_splade_top_k_equals_sentence_transformers_max_active_dims(tmp_path, ber
     assert np.all(load_encoder(tmp_path / "splade", document_top_k=3).encode_documents(TEXTS).row_nnz() == 3)
 
 
+def test_threshold_pruning_and_bf16_autocast(tmp_path, bert_parts):
+    model_dir = make_model_dir(tmp_path / "splade", bert_parts, splade_config(document_max_length=DOC_LEN))
+    full = load_encoder(model_dir).encode_documents(TEXTS)
+    config = json.loads((model_dir / "tremor_encoder.json").read_text())
+    config["document"]["threshold"] = 0.1
+    (model_dir / "tremor_encoder.json").write_text(json.dumps(config))
+    pruned = load_encoder(model_dir).encode_documents(TEXTS)
+    expected = dense(full)
+    expected[expected <= 0.1] = 0
+    assert pruned.nnz < full.nnz and np.array_equal(dense(pruned), expected)
+    # the autocast path (bf16 here on the CPU; bf16 or fp16 on CUDA by default) stays close to fp32
+    half = load_encoder(model_dir, precision="bf16").encode_documents(TEXTS)
+    assert half.vocab_id == pruned.vocab_id
+    np.testing.assert_allclose(dense(half), expected, rtol=0, atol=0.05)
+
+
+def test_binary_query_head(tmp_path, bert_parts):
+    config = EncoderConfig("unified", query=SideConfig(head="binary", max_length=QUERY_LEN),
+                           document=SideConfig(head="mlm", max_length=DOC_LEN))
+    encoder = load_encoder(make_model_dir(tmp_path / "binary", bert_parts, config))
+    vectors = encoder.encode_queries(["cat cat on [SEP] mat", ""])
+    assert vectors.to_dicts(encoder.tokens(range(encoder.vocab_size))) == [{"cat": 1.0, "on": 1.0, "mat": 1.0}, {}]
+
+
 # ------------------------------------------------------------------------------ inference-free = sentence-transformers
 @pytest.fixture(scope="module")
 def idf_weights(bert_parts):
