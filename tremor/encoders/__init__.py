@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from tremor.encoders.base import SparseEncoder, load_saved_encoder, registered_kinds
 from tremor.encoders.bm25 import BM25Encoder
-from tremor.errors import TremorError
 
-__all__ = ["BM25Encoder", "SparseEncoder", "get_encoder", "load_saved_encoder", "registered_kinds"]
+__all__ = ["BM25Encoder", "SparseEncoder", "get_encoder", "load_encoder", "load_saved_encoder", "registered_kinds"]
 
 
 def get_encoder(spec: str | SparseEncoder, **options) -> SparseEncoder:
@@ -15,8 +14,11 @@ def get_encoder(spec: str | SparseEncoder, **options) -> SparseEncoder:
         return spec
     if spec.lower() == "bm25":
         return BM25Encoder(**options)
-    try:
-        from tremor.encoders.neural import load_encoder as load_neural
-    except ImportError:
-        raise TremorError(f"unknown encoder '{spec}': this installation knows only 'bm25'") from None
+    return load_encoder(spec, **options)
+
+
+def load_encoder(spec: str, **options) -> SparseEncoder:
+    """A neural sparse encoder from a tremor model directory or a hub name (see ``tremor.encoders.neural``)."""
+    from tremor.encoders.neural import load_encoder as load_neural
+
     return load_neural(spec, **options)

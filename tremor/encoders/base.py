@@ -7,7 +7,6 @@ An encoder turns text into ``SparseVectors`` over its vocabulary. Documents and 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -85,9 +84,7 @@ def load_saved_encoder(directory: Path) -> SparseEncoder:
 def _import_builtin_encoders() -> None:
     # Importing registers the loaders; neural encoders import torch lazily inside their modules.
     import tremor.encoders.bm25
-
-    with contextlib.suppress(ImportError):
-        import tremor.encoders.neural  # noqa: F401
+    import tremor.encoders.neural  # noqa: F401
 
 
 def registered_kinds() -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,9 @@ def encode_corpus(encoder: SparseEncoder, texts: list[str], batch_size: int = 25
     """Document vectors for ``texts``; a corpus-statistics encoder (BM25) is fitted on them first."""
     if hasattr(encoder, "fit_encode") and not getattr(encoder, "fitted", True):
         return encoder.fit_encode(tqdm(texts, desc="encoding", unit="doc", disable=not progress))
+    if "progress" in inspect.signature(encoder.encode_documents).parameters:
+        # the encoder batches by length over the whole corpus and reports its own progress
+        return encoder.encode_documents(texts, progress=progress)
     parts = []
     with tqdm(total=len(texts), desc="encoding", unit="doc", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
