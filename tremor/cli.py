@@ -120,6 +120,68 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, par
             _print_hits(query, hits, width)
 
 
+@cli.command("encode")
+@click.option("--encoder", "encoder_spec", required=True,
+              help="Model directory or hub name (or 'bm25', fitted on the corpus, for documents).")
+@click.option("--corpus", default=None, help="Documents to encode: BEIR folder, JSONL/TSV file or ir_datasets id.")
+@click.option("--queries", default=None, help="Queries to encode: BEIR folder, JSONL/TSV file or ir_datasets id.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output: a vectors directory (npy) or a .jsonl file (jsonl).")
+@click.option("--format", "fmt", type=click.Choice(["npy", "jsonl"]), default="npy", show_default=True,
+              help="npy: CSR arrays + ids (tremor.encoders.vector_files.read_vectors); jsonl: {id, contents, vector}.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA if present), cpu, cuda, cuda:N.")
+@click.option("--precision", default="auto", show_default=True, help="auto (bf16 autocast on CUDA), fp32, bf16, fp16.")
+@click.option("--batch-size", default=32, show_default=True, help="Texts per model batch.")
+@click.option("--max-length", type=int, default=None, help="Override the model's max tokens for this side.")
+@click.option("--top-k", type=int, default=None, help="Keep the k largest weights of each vector.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def encode(encoder_spec: str, corpus: str | None, queries: str | None, out: Path, fmt: str, device: str,
+           precision: str, batch_size: int, max_length: int | None, top_k: int | None, overwrite: bool,
+           quiet: bool) -> None:
+    """Encode documents (--corpus) or queries (--queries) into sparse vectors on disk."""
+    from tremor.corpus import read_documents, read_queries
+    from tremor.encoders import get_encoder
+    from tremor.encoders.vector_files import write_vectors, write_vectors_jsonl
+
+    if (corpus is None) == (queries is None):
+        raise TremorError("give exactly one of --corpus (documents) or --queries")
+    side = "document" if corpus is not None else "query"
+    if out.exists() and not overwrite:
+        raise TremorError(f"{out} already exists; choose another path or pass --overwrite")
+    started = time.perf_counter()
+    if side == "document":
+        records = list(read_documents(corpus))
+        ids, texts = [d.id for d in records], [d.full_text for d in records]
+    else:
+        records = read_queries(queries)
+        ids, texts = [q.id for q in records], [q.text for q in records]
+    if not texts:
+        raise TremorError(f"{corpus or queries}: nothing to encode")
+    if encoder_spec.lower() == "bm25":
+        if side == "query":
+            raise TremorError("BM25 query vectors need the statistics of an index; use 'tremor search' instead")
+        from tremor.index.builder import encode_corpus
+
+        encoder = get_encoder("bm25")
+        vectors = encode_corpus(encoder, texts, progress=not quiet)
+    else:
+        from tremor.encoders.neural import load_encoder
+
+        encoder = load_encoder(encoder_spec, device=device, precision=precision, batch_size=batch_size,
+                               **{f"{side}_max_length": max_length, f"{side}_top_k": top_k})
+        encode_side = encoder.encode_documents if side == "document" else encoder.encode_queries
+        vectors = encode_side(texts, progress=not quiet)
+    seconds = time.perf_counter() - started
+    if fmt == "npy":
+        write_vectors(out, vectors, ids, {"side": side, "source": str(corpus or queries),
+                                          "encoder": encoder.config()}, overwrite=overwrite)
+    else:
+        write_vectors_jsonl(out, vectors, ids, texts, encoder.tokens, overwrite=overwrite)
+    click.echo(f"encoded {len(texts)} {side}s ({vectors.nnz / len(texts):.1f} non-zeros each) in {seconds:.1f}s "
+               f"→ {out}")
+
+
 DEMO_QUERIES = ("what causes earthquakes", "how are learned sparse vectors searched quickly",
                 "measuring the size of an earthquake")
 
