@@ -100,18 +100,101 @@ def _print_hits(query: str, hits, width: int) -> None:
         click.echo(f"  {hit.rank:>3}  {hit.score:9.4f}  {hit.id:<12.12}  {snippet}")
 
 
+@index.command("add-dense")
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Sentence-transformers directory or hub name [default: all-MiniLM-L6-v2].")
+@click.option("--index", "factory", default="flat", show_default=True,
+              help="'flat' (exact inner product) or a faiss factory string, e.g. 'HNSW32' or 'IVF1024,Flat'.")
+@click.option("--batch-size", default=64, show_default=True, help="Texts per encoder batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dense index.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def index_add_dense(index_dir: Path, model: str | None, factory: str, batch_size: int, device: str, overwrite: bool,
+                    quiet: bool) -> None:
+    """Encode an index's documents with a dense model and store a faiss index in INDEX_DIR/dense."""
+    from tremor.search.dense import add_dense
+
+    started = time.perf_counter()
+    path = add_dense(index_dir, model=model, factory=factory, device=device, batch_size=batch_size,
+                     overwrite=overwrite, progress=not quiet)
+    click.echo(f"added a dense '{factory}' index at {path} in {time.perf_counter() - started:.1f}s")
+
+
+def hybrid_options(command):
+    """Options that choose a retrieval pipeline: dense or hybrid retrieval, fusion, PRF and its placement."""
+    from tremor.search.fusion import FUSION_METHODS
+    from tremor.search.pipeline import PLACEMENTS, PRF_SIDES, PipelineConfig
+    from tremor.search.prf import VECTOR_PRF_METHODS
+
+    d = PipelineConfig()
+    options = [
+        click.option("--hybrid", is_flag=True, help="Fuse the sparse index with the dense index beside it."),
+        click.option("--dense", "dense_only", is_flag=True, help="Search only the dense index."),
+        click.option("--fusion", type=click.Choice(FUSION_METHODS), default=d.fusion, show_default=True,
+                     help="Per-query normalization before interpolation, or reciprocal rank fusion."),
+        click.option("--alpha", type=float, default=d.alpha, show_default=True,
+                     help="Interpolation weight of the sparse side: alpha*sparse + (1-alpha)*dense."),
+        click.option("--prf", type=click.Choice(PRF_SIDES), default="none", show_default=True,
+                     help="Pseudo-relevance feedback on which side(s): sparse Rocchio, dense Vector-PRF."),
+        click.option("--placement", type=click.Choice(PLACEMENTS), default=d.placement, show_default=True,
+                     help="Hybrid PRF: interpolate before PRF (hybrid feedback), after it (fuse PRF runs), or both."),
+        click.option("--depth", type=int, default=d.depth, show_default=True, help="Candidates per list."),
+        click.option("--fb-docs", type=int, default=d.fb_docs, show_default=True, help="Rocchio feedback docs."),
+        click.option("--fb-terms", type=int, default=d.fb_terms, show_default=True, help="Rocchio term budget."),
+        click.option("--rocchio-alpha", type=float, default=d.rocchio_alpha, show_default=True),
+        click.option("--rocchio-beta", type=float, default=d.rocchio_beta, show_default=True),
+        click.option("--dense-fb-docs", type=int, default=d.dense_fb_docs, show_default=True,
+                     help="Vector-PRF feedback docs."),
+        click.option("--vector-prf", type=click.Choice(VECTOR_PRF_METHODS), default=d.vector_prf,
+                     show_default=True),
+        click.option("--model", default=None, help="Dense query model, if moved since add-dense."),
+        click.option("--device", default="auto", show_default=True, help="Device for the dense query encoder."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def pipeline_config(options: dict):
+    """The PipelineConfig named by ``hybrid_options`` values (None when they ask for the plain sparse search)."""
+    from tremor.search.pipeline import PipelineConfig
+
+    if options["hybrid"] and options["dense_only"]:
+        raise TremorError("choose one of --hybrid and --dense")
+    retriever = "hybrid" if options["hybrid"] else "dense" if options["dense_only"] else "sparse"
+    if retriever == "sparse" and options["prf"] == "none":
+        return None
+    return PipelineConfig(retriever=retriever, fusion=options["fusion"], alpha=options["alpha"], prf=options["prf"],
+                          placement=options["placement"], depth=options["depth"], fb_docs=options["fb_docs"],
+                          fb_terms=options["fb_terms"], rocchio_alpha=options["rocchio_alpha"],
+                          rocchio_beta=options["rocchio_beta"], dense_fb_docs=options["dense_fb_docs"],
+                          vector_prf=options["vector_prf"])
+
+
 @cli.command("search")
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.argument("queries", nargs=-1, required=True)
 @click.option("-k", "--k", "k", default=10, show_default=True, help="Number of hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines output, one object per query.")
 @click.option("--param", "params", multiple=True, help="Search-time parameter key=value (repeatable).")
-def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, params: tuple[str, ...]) -> None:
-    """Search an index directory with one or more text queries."""
+@hybrid_options
+def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, params: tuple[str, ...],
+           **pipeline_options) -> None:
+    """Search an index directory with one or more text queries (sparse, dense or hybrid, with or without PRF)."""
     from tremor.search import Searcher
 
-    searcher = Searcher.load(index_dir)
-    results = searcher.batch_search(list(queries), k=k, **_parse_params(params))
+    config = pipeline_config(pipeline_options)
+    if config is None:
+        searcher = Searcher.load(index_dir)
+        results = searcher.batch_search(list(queries), k=k, **_parse_params(params))
+    else:
+        from tremor.search.pipeline import HybridSearcher
+
+        config.check()
+        hybrid = HybridSearcher.load(index_dir, dense=config.retriever != "sparse", model=pipeline_options["model"],
+                                     device=pipeline_options["device"])
+        hybrid.sparse.search_params.update(_parse_params(params))
+        results = hybrid.batch_search(list(queries), k=k, config=config)
     width = shutil.get_terminal_size((120, 20)).columns
     for query, hits in zip(queries, results, strict=True):
         if as_json:
