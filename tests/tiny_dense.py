@@ -19,7 +19,8 @@ def tiny_bert(directory: Path, seed: int = 0, max_positions: int = 64) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *WORDS]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    # the vocabulary path must be positional: transformers 5 ignores a vocab_file= keyword here
+    tokenizer = BertTokenizerFast(str(directory / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(directory)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -219,8 +219,9 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
-            record = {"step": step + 1, "loss": float(loss), "seconds": round(time.perf_counter() - started, 3),
-                      "lr": self._learning_rate(step), **{k: float(v) for k, v in parts.items()}}
+            record = {"step": step + 1, "loss": float(loss.detach()),
+                      "seconds": round(time.perf_counter() - started, 3), "lr": self._learning_rate(step),
+                      **{k: float(v.detach()) for k, v in parts.items()}}
             self.state.history.append(record)
             self.state.step += 1
             bar.update(1)

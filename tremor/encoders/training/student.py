@@ -1,0 +1,121 @@
+"""The trainable student: an MLM backbone with SPLADE pooling, as a torch module with gradients.
+
+Documents: w_j = max_i log(1 + ReLU(logit_ij)) over the document's positions (``components.pool_expansion``, the same
+function inference uses). Queries: the same model (``splade``) or a fixed IDF lookup of the query's tokens
+(``inference_free``). ``save_model`` writes a tremor model directory that ``tremor.encoders.get_encoder`` loads, so
+what is trained is exactly what is indexed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tremor.encoders.components import pool_expansion
+from tremor.encoders.inference_free import inference_free_config
+from tremor.encoders.neural import save_model_dir
+from tremor.encoders.splade import splade_config
+from tremor.errors import TremorError
+
+KINDS = ("splade", "inference_free")
+
+
+def load_mlm_backbone(path: str | Path):
+    """(masked-LM model, tokenizer) from a directory. A sentence-transformers directory such as all-MiniLM-L6-v2 has
+    no MLM head: the head's decoder is then tied to the word embeddings and its transform layer starts fresh."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForMaskedLM.from_pretrained(str(path), tie_word_embeddings=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except OSError as exc:
+        raise TremorError(f"cannot load a masked-LM backbone from '{path}': {exc}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model, tokenizer
+
+
+class SparseStudent(torch.nn.Module):
+    """SPLADE or inference-free student over a masked-LM backbone."""
+
+    def __init__(self, model, tokenizer, kind: str = "splade", idf: np.ndarray | None = None,
+                 query_max_length: int = 64, document_max_length: int = 256) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise TremorError(f"unknown student kind '{kind}' ({', '.join(KINDS)})")
+        if kind == "inference_free" and idf is None:
+            raise TremorError("an inference-free student needs the query IDF table")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.query_max_length = query_max_length
+        self.document_max_length = document_max_length
+        vocab_size = int(model.config.vocab_size)
+        special = torch.zeros(vocab_size, dtype=torch.bool)
+        special[sorted(set(tokenizer.all_special_ids))] = True
+        self.register_buffer("special_tokens", special, persistent=False)
+        if idf is not None:
+            table = torch.as_tensor(np.asarray(idf, dtype=np.float32))
+            if table.shape != (vocab_size,):
+                raise TremorError(f"IDF table has shape {tuple(table.shape)}; expected ({vocab_size},)")
+            # strictly positive where it can matter, so IDF-aware FLOPS is defined for every column
+            self.register_buffer("query_idf", table.clamp_min(1e-3), persistent=False)
+        else:
+            self.query_idf = None
+
+    @classmethod
+    def from_backbone(cls, path: str | Path, kind: str = "splade", idf: np.ndarray | None = None,
+                      **lengths) -> SparseStudent:
+        model, tokenizer = load_mlm_backbone(path)
+        return cls(model, tokenizer, kind, idf, **lengths)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _expansion(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        batch = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
+                               return_tensors="pt").to(self.device)
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return pool_expansion(logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+
+    def document_representations(self, texts: Sequence[str]) -> torch.Tensor:
+        """[B, V] document term weights, with gradients."""
+        weights = self._expansion(texts, self.document_max_length)
+        if self.kind == "inference_free":  # special-token columns are never indexed by inference-free encoders
+            weights = weights.masked_fill(self.special_tokens, 0.0)
+        return weights
+
+    def query_representations(self, texts: Sequence[str]) -> torch.Tensor:
+        """[B, V] query term weights: the model's expansion (SPLADE) or IDF weights of the query's tokens."""
+        if self.kind == "splade":
+            return self._expansion(texts, self.query_max_length)
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                                 max_length=self.query_max_length)["input_ids"]
+        out = torch.zeros(len(encoded), self.query_idf.shape[0], device=self.device)
+        for row, ids in enumerate(encoded):
+            if ids:
+                index = torch.tensor(ids, device=self.device)
+                out[row, index] = self.query_idf[index]
+        return out.masked_fill(self.special_tokens, 0.0)
+
+    def save_model(self, directory: Path) -> None:
+        """A tremor model directory (weights, tokenizer, tremor_encoder.json, idf.json for inference-free)."""
+        if self.kind == "splade":
+            config = splade_config(document_max_length=self.document_max_length,
+                                   query_max_length=self.query_max_length)
+            idf = None
+        else:
+            config = inference_free_config(document_max_length=self.document_max_length,
+                                           query_max_length=self.query_max_length)
+            idf = self.query_idf.masked_fill(self.special_tokens, 0.0).detach().cpu().numpy()
+        save_model_dir(directory, config, model=self.model, tokenizer=self.tokenizer, idf=idf)
