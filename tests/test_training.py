@@ -87,3 +87,32 @@ def test_configuration_errors_are_clear(tmp_path):
         Trainer(splade, [Example("q", "d1", ["d2"])], CORPUS, TrainConfig(loss="kl"), tmp_path / "run")
     with pytest.raises(TremorError, match="IDF table"):
         SparseStudent(splade.model, splade.tokenizer, "inference_free")
+
+
+def test_sparse_gradient_pooling_equals_dense_computation(tmp_path):
+    """The training-time expansion (active logits recomputed with gradient) has the dense computation's values and
+    gradients."""
+    from tremor.encoders.components import pool_expansion
+    from tremor.encoders.training.student import init_fresh_head
+
+    model = student(tmp_path, "splade")
+    texts = [d.full_text for d in CORPUS.values()]
+    init_fresh_head(model.model, model.tokenizer, texts, target_nnz=10, max_length=32)
+    model.train()
+    model.model.config.hidden_dropout_prob = 0.0
+    for module in model.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    weights = torch.rand(len(texts), model.model.config.vocab_size)
+    sparse = model.document_representations(texts)
+    (sparse * weights).sum().backward()
+    sparse_grads = {n: p.grad.clone() for n, p in model.model.named_parameters() if p.grad is not None}
+    model.model.zero_grad()
+    batch = model.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    dense = pool_expansion(model.model(**batch).logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+    (dense * weights).sum().backward()
+    assert 0 < (sparse > 0).sum(1).float().mean() < 40  # the calibrated head starts sparse
+    assert torch.allclose(sparse, dense, atol=1e-5)
+    for name, param in model.model.named_parameters():
+        if param.grad is not None:
+            assert torch.allclose(sparse_grads[name], param.grad, atol=1e-5), name

@@ -20,14 +20,15 @@ from tremor.errors import InputError
 
 @dataclass
 class Example:
-    """One query, its positive document id, hard-negative document ids, and (once scored) teacher scores for
-    [positive, *negatives]."""
+    """One query, its positive document id, hard-negative document ids, and (once scored) the combined teacher
+    scores for [positive, *negatives]."""
 
     query: str
     positive: str
     negatives: list[str]
     teacher_scores: list[float] | None = None
     source: str = ""
+    teachers: dict[str, list[float]] | None = None  # each teacher's raw scores, kept for other ensembles
     with_titles: bool = True
 
     def document_text(self, document: Document) -> str:

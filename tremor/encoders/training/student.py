@@ -25,8 +25,9 @@ KINDS = ("splade", "inference_free")
 
 
 def load_mlm_backbone(path: str | Path):
-    """(masked-LM model, tokenizer) from a directory. A sentence-transformers directory such as all-MiniLM-L6-v2 has
-    no MLM head: the head's decoder is then tied to the word embeddings and its transform layer starts fresh."""
+    """(masked-LM model, tokenizer, whether the MLM head had to be created) from a directory. A sentence-transformers
+    directory such as all-MiniLM-L6-v2 has no MLM head: the decoder is then tied to the word embeddings and the
+    transform starts fresh (see ``init_fresh_head``)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -35,13 +36,53 @@ def load_mlm_backbone(path: str | Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = AutoModelForMaskedLM.from_pretrained(str(path), tie_word_embeddings=True)
+            model, info = AutoModelForMaskedLM.from_pretrained(str(path), tie_word_embeddings=True,
+                                                               output_loading_info=True)
             tokenizer = AutoTokenizer.from_pretrained(str(path))
     except OSError as exc:
         raise TremorError(f"cannot load a masked-LM backbone from '{path}': {exc}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
-    return model, tokenizer
+    fresh = any(".predictions.transform." in key for key in info.get("missing_keys", []))
+    return model, tokenizer, fresh
+
+
+def bert_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """(transform, decoder) of a BERT-family MLM head, or None for other architectures."""
+    predictions = getattr(getattr(model, "cls", None), "predictions", None)
+    if predictions is None or not hasattr(predictions, "transform"):
+        return None
+    return predictions.transform, predictions.decoder
+
+
+@torch.no_grad()
+def init_fresh_head(model, tokenizer, texts: Sequence[str], target_nnz: float = 200.0,
+                    max_length: int = 256) -> float:
+    """Initialize a newly created BERT MLM head so that SPLADE pooling starts sparse and lexical.
+
+    The transform starts as the identity (dense = I, zero bias; LayerNorm neutral), so position i scores vocabulary
+    term t by the tied embedding E_t · LN(gelu(h_i)): a position's own token and its neighbours in embedding space
+    score highest. A random transform instead gives every term a positive maximum somewhere in a long text, so all
+    30k terms would start active. Then one scalar bias is set so that a document of ``texts`` has about
+    ``target_nnz`` active terms on average. Returns that bias."""
+    head = bert_head(model)
+    if head is None:
+        raise TremorError("init_fresh_head supports BERT-family masked-LM heads")
+    transform, decoder = head
+    hidden = transform.dense.weight.shape[0]
+    transform.dense.weight.copy_(torch.eye(hidden))
+    transform.dense.bias.zero_()
+    transform.LayerNorm.weight.fill_(1.0)
+    transform.LayerNorm.bias.zero_()
+    decoder.bias.zero_()
+    model.eval()
+    batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    logits = model(**batch).logits
+    pooled = logits.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), float("-inf")).amax(dim=1)
+    quantile = 1.0 - target_nnz / pooled.shape[1]
+    shift = float(torch.quantile(pooled.float().flatten()[::7], quantile))  # strided sample keeps quantile() cheap
+    decoder.bias.fill_(-shift)
+    return -shift
 
 
 class SparseStudent(torch.nn.Module):
@@ -74,8 +115,13 @@ class SparseStudent(torch.nn.Module):
 
     @classmethod
     def from_backbone(cls, path: str | Path, kind: str = "splade", idf: np.ndarray | None = None,
-                      **lengths) -> SparseStudent:
-        model, tokenizer = load_mlm_backbone(path)
+                      calibration_texts: Sequence[str] = (), **lengths) -> SparseStudent:
+        """A student over the backbone at ``path``; a missing MLM head is initialized with ``init_fresh_head`` on
+        ``calibration_texts`` (some corpus documents)."""
+        model, tokenizer, fresh = load_mlm_backbone(path)
+        if fresh and calibration_texts:
+            init_fresh_head(model, tokenizer, calibration_texts,
+                            max_length=lengths.get("document_max_length", 256))
         return cls(model, tokenizer, kind, idf, **lengths)
 
     @property
@@ -85,8 +131,29 @@ class SparseStudent(torch.nn.Module):
     def _expansion(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         batch = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
                                return_tensors="pt").to(self.device)
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return pool_expansion(logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+        head = bert_head(self.model)
+        if head is None or not torch.is_grad_enabled():
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return pool_expansion(logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+        return self._sparse_grad_expansion(batch, *head)
+
+    def _sparse_grad_expansion(self, batch, transform: torch.nn.Module, decoder: torch.nn.Linear) -> torch.Tensor:
+        """max-pooled log(1 + ReLU(logits)) with exactly the gradients of the dense computation, at a fraction of the
+        cost. Max pooling passes gradient only to each term's argmax position, and ReLU only where that maximum is
+        positive; so the [B, L, V] vocabulary logits are computed without gradient to find the active (document,
+        term, position) triples, and only those logits are recomputed with gradient."""
+        mask = batch["attention_mask"].bool()
+        hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        states = transform(hidden.last_hidden_state)  # [B, L, H], with gradient
+        with torch.no_grad():
+            logits = decoder(states.detach()).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+            best, position = logits.amax(dim=1), logits.argmax(dim=1)  # [B, V]
+            docs, terms = torch.nonzero(best > 0, as_tuple=True)
+            del logits
+        active_states = states[docs, position[docs, terms]]  # [P, H]
+        active_logits = (active_states * decoder.weight[terms]).sum(-1) + decoder.bias[terms]
+        out = torch.zeros(best.shape, dtype=torch.float32, device=best.device)
+        return out.index_put((docs, terms), torch.log1p(torch.relu(active_logits.float())))
 
     def document_representations(self, texts: Sequence[str]) -> torch.Tensor:
         """[B, V] document term weights, with gradients."""
