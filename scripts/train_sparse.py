@@ -131,6 +131,8 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     student = make_student(args.kind, args.max_length)
+    if args.freeze_output_bias:
+        student.freeze_output_bias()
     config = TrainConfig(steps=args.steps, queries_per_batch=args.batch, learning_rate=args.lr,
                          lr_warmup_steps=max(1, args.steps // 10), loss=args.loss, in_batch_weight=args.in_batch,
                          regularizer=args.regularizer, doc_reg_weight=args.doc_reg, query_reg_weight=args.query_reg,
@@ -215,6 +217,7 @@ def main() -> None:
     t.add_argument("--checkpoint-every", type=int, default=25)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--freeze-output-bias", action="store_true", help="keep the MLM head's per-term bias fixed")
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
     e.add_argument("--backbone", choices=("splade", "inference_free"))

@@ -124,6 +124,16 @@ class SparseStudent(torch.nn.Module):
                             max_length=lengths.get("document_max_length", 256))
         return cls(model, tokenizer, kind, idf, **lengths)
 
+    def freeze_output_bias(self) -> None:
+        """Keep the vocabulary head's per-term bias fixed. That bias is shared by every document, so with a few hard
+        negatives per positive the ranking loss pushes the bias of frequent query terms down for the whole corpus at
+        once, and document expansions collapse; the backbone and transform still learn which terms a document
+        should activate."""
+        head = bert_head(self.model)
+        if head is None:
+            raise TremorError("freeze_output_bias supports BERT-family masked-LM heads")
+        head[1].bias.requires_grad_(False)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
