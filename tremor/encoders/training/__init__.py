@@ -1,0 +1,1 @@
+"""Training sparse encoders: losses, ensemble teachers, training data and the trainer."""
