@@ -7,13 +7,13 @@ An encoder turns text into ``SparseVectors`` over its vocabulary. Documents and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tremor.errors import IndexFormatError, TremorError
+from tremor.index.storage import sequence_hash
 from tremor.sparse import SparseVectors
 
 ENCODER_FILE = "encoder.json"
@@ -40,11 +40,7 @@ class SparseEncoder(Protocol):
 
 def vocab_hash(tokens: Sequence[str]) -> str:
     """A short stable hash of an id-ordered token list."""
-    digest = hashlib.sha256()
-    for token in tokens:
-        digest.update(token.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    return sequence_hash(tokens)
 
 
 _LOADERS: dict[str, Callable[[Path, dict], SparseEncoder]] = {}

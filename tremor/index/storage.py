@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,16 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(handle.fileno())
 
 
-def _sha256(path: Path) -> str:
+def sequence_hash(items: Sequence[str]) -> str:
+    """A short stable hash of an ordered list of strings (a vocabulary, or the document ids of an index)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -87,7 +96,7 @@ def save_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> dict[str, dic
         path = directory / relative
         np.save(path, array, allow_pickle=False)
         entries[name] = {"file": relative, "dtype": array.dtype.str, "shape": list(array.shape),
-                         "bytes": path.stat().st_size, "sha256": _sha256(path)}
+                         "bytes": path.stat().st_size, "sha256": file_sha256(path)}
     return entries
 
 
@@ -103,7 +112,7 @@ def load_arrays(directory: Path, entries: dict[str, dict], mmap: bool = True,
         if size != entry["bytes"]:
             raise IndexFormatError(f"{directory}: array file {entry['file']} has {size} bytes, manifest says "
                                    f"{entry['bytes']} (truncated or replaced); rebuild the index")
-        if verify and _sha256(path) != entry["sha256"]:
+        if verify and file_sha256(path) != entry["sha256"]:
             raise IndexFormatError(f"{directory}: array file {entry['file']} fails its checksum; rebuild the index")
         try:
             array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -122,25 +131,33 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     (directory / MANIFEST_FILE).write_text(json.dumps(body, indent=2, sort_keys=True), encoding="utf-8")
 
 
+def check_manifest(path: Path, format_name: str, format_version: int, required: Sequence[str],
+                   rebuild_hint: str) -> dict:
+    """Read a JSON manifest and check it names ``format_name`` at ``format_version`` and has the ``required`` keys;
+    every failure is an IndexFormatError that ends with ``rebuild_hint`` where rebuilding is the remedy."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{path}: corrupted manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        raise IndexFormatError(f"{path}: not a {format_name} manifest")
+    version = manifest.get("format_version")
+    if version != format_version:
+        raise IndexFormatError(f"{path}: format version {version}, this tremor reads version {format_version}; "
+                               f"{rebuild_hint}")
+    for key in required:
+        if key not in manifest:
+            raise IndexFormatError(f"{path}: corrupted manifest (missing '{key}'); {rebuild_hint}")
+    return manifest
+
+
 def read_manifest(directory: str | Path) -> dict:
-    """Read and check a manifest: present, valid JSON, our format, a version we read, required keys."""
+    """Read and check an index manifest: present, valid JSON, our format, a version we read, required keys."""
     directory = Path(directory)
     path = directory / MANIFEST_FILE
     if not directory.is_dir():
         raise IndexFormatError(f"{directory}: no such index directory")
     if not path.is_file():
         raise IndexFormatError(f"{directory}: not a tremor index (no {MANIFEST_FILE})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{path}: corrupted manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{path}: not a tremor index manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexFormatError(f"{path}: index format version {version}, this tremor reads version "
-                               f"{FORMAT_VERSION}; rebuild the index with this version")
-    for key in ("index_type", "params", "arrays", "counts", "vocab_size"):
-        if key not in manifest:
-            raise IndexFormatError(f"{path}: corrupted manifest (missing '{key}')")
-    return manifest
+    return check_manifest(path, FORMAT_NAME, FORMAT_VERSION, ("index_type", "params", "arrays", "counts",
+                                                             "vocab_size"), "rebuild the index with this version")

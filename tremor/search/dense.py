@@ -18,7 +18,6 @@ renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ import numpy as np
 
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
-from tremor.index.storage import _sha256, atomic_directory, read_manifest
+from tremor.index.storage import atomic_directory, check_manifest, file_sha256, read_manifest, sequence_hash
 
 DENSE_DIR = "dense"
 DENSE_FORMAT = "tremor-dense"
@@ -40,11 +39,7 @@ FAISS_FILE = "faiss.index"
 
 def ids_hash(ids: Sequence[str]) -> str:
     """A short hash of the ordered document ids, tying dense rows to the sparse index's document numbers."""
-    digest = hashlib.sha256()
-    for doc_id in ids:
-        digest.update(doc_id.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    return sequence_hash(ids)
 
 
 class DenseIndex:
@@ -118,7 +113,7 @@ class DenseIndex:
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "factory": self.factory,
                         "metric": "inner_product", "encoder": encoder_config, "dim": self.dim,
                         "n_docs": self.n_docs, "doc_ids_hash": doc_ids_hash,
-                        "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+                        "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
                                   for name in files}}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         return Path(directory)
@@ -133,7 +128,7 @@ class DenseIndex:
             if not path.is_file() or path.stat().st_size != entry["bytes"]:
                 raise IndexFormatError(f"{directory}: {name} is missing or truncated; run "
                                        "'tremor index add-dense --overwrite' again")
-            if verify and _sha256(path) != entry["sha256"]:
+            if verify and file_sha256(path) != entry["sha256"]:
                 raise IndexFormatError(f"{directory}: {name} fails its checksum; run "
                                        "'tremor index add-dense --overwrite' again")
         vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -171,19 +166,8 @@ def read_dense_manifest(directory: Path) -> dict:
     if not path.is_file():
         raise IndexFormatError(f"{directory.parent}: no dense index; add one with 'tremor index add-dense "
                                f"{directory.parent}'")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{path}: corrupted manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != DENSE_FORMAT:
-        raise IndexFormatError(f"{path}: not a tremor dense index manifest")
-    if manifest.get("format_version") != DENSE_FORMAT_VERSION:
-        raise IndexFormatError(f"{path}: dense format version {manifest.get('format_version')}, this tremor reads "
-                               f"{DENSE_FORMAT_VERSION}; run 'tremor index add-dense --overwrite' again")
-    for key in ("factory", "encoder", "dim", "n_docs", "files"):
-        if key not in manifest:
-            raise IndexFormatError(f"{path}: corrupted manifest (missing '{key}')")
-    return manifest
+    return check_manifest(path, DENSE_FORMAT, DENSE_FORMAT_VERSION, ("factory", "encoder", "dim", "n_docs", "files"),
+                          "run 'tremor index add-dense --overwrite' again")
 
 
 class DenseSearcher:
