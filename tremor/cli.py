@@ -55,17 +55,35 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--index", "index_spec", default="exact", show_default=True,
               help="Index type and build parameters, e.g. 'exact' or 'seismic,lambda=3000,beta=0.2,alpha=0.5'.")
 @click.option("--param", "params", multiple=True, help="Extra build parameter key=value (repeatable).")
+@click.option("--lambda", "n_postings", type=float, default=None,
+              help="Seismic λ (n_postings): postings kept per list on average; 'inf' keeps all.")
+@click.option("--beta", "centroid_fraction", type=float, default=None,
+              help="Seismic β (centroid_fraction): blocks per list as a fraction of its length.")
+@click.option("--alpha", "summary_energy", type=float, default=None,
+              help="Seismic α (summary_energy): share of a block summary's L1 mass kept.")
+@click.option("--knn", type=int, default=None, help="Seismic κ: neighbours stored per document (SeismicWave).")
 @click.option("--batch-size", default=256, show_default=True, help="Documents per encoder batch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...], batch_size: int,
-                overwrite: bool, quiet: bool) -> None:
+def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
+                n_postings: float | None, centroid_fraction: float | None, summary_energy: float | None,
+                knn: int | None, batch_size: int, overwrite: bool, quiet: bool) -> None:
     """Encode a corpus and write an index directory."""
     from tremor.index.builder import build_index
 
+    extra = _parse_params(params)
+    seismic = {"n_postings": n_postings, "centroid_fraction": centroid_fraction, "summary_energy": summary_energy,
+               "knn": knn}
+    seismic = {key: value for key, value in seismic.items() if value is not None}
+    if seismic:
+        if index_spec.split(",")[0].strip() != "seismic":
+            raise TremorError("--lambda/--beta/--alpha/--knn apply to Seismic indexes; add --index seismic")
+        if "n_postings" in seismic and seismic["n_postings"] != float("inf"):
+            seismic["n_postings"] = int(seismic["n_postings"])
+        extra.update(seismic)
     started = time.perf_counter()
     path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite, batch_size=batch_size,
-                       progress=not quiet, **_parse_params(params))
+                       progress=not quiet, **extra)
     from tremor.index.storage import read_manifest
 
     manifest = read_manifest(path)
@@ -171,29 +189,48 @@ def pipeline_config(options: dict):
                           vector_prf=options["vector_prf"])
 
 
+def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None:
+    """Refuse Seismic search flags on another index type, naming the type found."""
+    if seismic and manifest.get("index_type") != "seismic":
+        raise TremorError(f"--query-cut/--heap-factor/--knn apply to Seismic indexes; {index_dir} is a "
+                          f"{manifest.get('index_type')} index")
+
+
 @cli.command("search")
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.argument("queries", nargs=-1, required=True)
 @click.option("-k", "--k", "k", default=10, show_default=True, help="Number of hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines output, one object per query.")
 @click.option("--param", "params", multiple=True, help="Search-time parameter key=value (repeatable).")
+@click.option("--query-cut", type=int, default=None, help="Seismic: query terms whose posting lists are visited.")
+@click.option("--heap-factor", type=float, default=None,
+              help="Seismic: skip a block when its summary score < heap_factor × the k-th best score so far.")
+@click.option("--knn", "n_knn", type=int, default=None,
+              help="Seismic: neighbours of each result to score (needs an index built with --knn).")
 @hybrid_options
 def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, params: tuple[str, ...],
-           **pipeline_options) -> None:
+           query_cut: int | None, heap_factor: float | None, n_knn: int | None, **pipeline_options) -> None:
     """Search an index directory with one or more text queries (sparse, dense or hybrid, with or without PRF)."""
     from tremor.search import Searcher
 
+    search_params = _parse_params(params)
+    seismic = {key: value for key, value in (("query_cut", query_cut), ("heap_factor", heap_factor),
+                                              ("n_knn", n_knn)) if value is not None}
     config = pipeline_config(pipeline_options)
     if config is None:
         searcher = Searcher.load(index_dir)
-        results = searcher.batch_search(list(queries), k=k, **_parse_params(params))
+        _check_seismic_flags(seismic, searcher.manifest, index_dir)
+        search_params.update(seismic)
+        results = searcher.batch_search(list(queries), k=k, **search_params)
     else:
         from tremor.search.pipeline import HybridSearcher
 
         config.check()
         hybrid = HybridSearcher.load(index_dir, dense=config.retriever != "sparse", model=pipeline_options["model"],
                                      device=pipeline_options["device"])
-        hybrid.sparse.search_params.update(_parse_params(params))
+        _check_seismic_flags(seismic, hybrid.sparse.manifest, index_dir)
+        search_params.update(seismic)
+        hybrid.sparse.search_params.update(search_params)
         results = hybrid.batch_search(list(queries), k=k, config=config)
     width = shutil.get_terminal_size((120, 20)).columns
     for query, hits in zip(queries, results, strict=True):

@@ -15,6 +15,7 @@ from tremor.errors import TremorError
 # name -> "module:Class"; imported on first use so that optional kernels compile only when used.
 INDEX_TYPES = {
     "exact": "tremor.index.exact:ExactIndex",
+    "seismic": "tremor.index.seismic:SeismicIndex",
 }
 
 
