@@ -5,6 +5,7 @@
     python scripts/train_sparse.py train --kind splade --steps 300 --name splade
     python scripts/train_sparse.py evaluate --name if-idf     # BEIR test nDCG@10 / R@100, sparsity, FLOPS/query
     python scripts/train_sparse.py evaluate --backbone inference_free   # the untrained backbone, for reference
+    python scripts/train_sparse.py report                     # results/training/summary.md + learning_curves.png
 
 Everything lands under results/training/ (git-ignored model weights; JSON metrics and learning curves are kept).
 Training data: scifact train, nfcorpus train (both only train qrels; test queries are never seen), candidates are
@@ -189,6 +190,75 @@ def evaluate(args: argparse.Namespace) -> None:
     (OUT / name / "eval.json").write_text(json.dumps(results, indent=2))
 
 
+def report(args: argparse.Namespace) -> None:
+    """One table (BM25, untrained backbones, trained models) and the learning curves, from the saved results."""
+    import ir_measures
+    from ir_measures import R, nDCG
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:  # BM25 through the same path, so sparsity is measured alike
+        bm25 = {"system": "BM25 (tremor, Lucene-compatible)", "datasets": {}}
+        for dataset in DATASETS:
+            root = DATA / dataset
+            searcher = tremor.Searcher.load(tremor.build_index(root, Path(tmp) / dataset, progress=False))
+            qrels = tremor.read_qrels(root, "test")
+            queries = tremor.read_queries(root, ids=set(qrels))
+            vectors = searcher.encode_queries([q.text for q in queries])
+            scores, numbers = searcher.search_vectors(vectors, k=1000)
+            ids = searcher.docstore.ids()
+            run = {q.id: {ids[n]: float(s) for s, n in zip(srow, nrow, strict=True) if n >= 0}
+                   for q, srow, nrow in zip(queries, scores, numbers, strict=True)}
+            metrics = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
+            docs = searcher.index.documents()
+            bm25["datasets"][dataset] = {"ndcg@10": metrics[nDCG @ 10], "r@100": metrics[R @ 100],
+                                         "doc_nnz": float(docs.row_nnz().mean()),
+                                         "flops_per_query": flops_per_query(vectors, docs)}
+        rows.append(bm25)
+    for name in args.systems:
+        path = OUT / name / "eval.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+        else:
+            print(f"{name}: not evaluated (no {path})", file=sys.stderr)
+    lines = ["| system | scifact nDCG@10 | scifact R@100 | nfcorpus nDCG@10 | nfcorpus R@100 | mean nDCG@10 | "
+             "doc non-zeros (scifact / nfcorpus) | FLOPS per query (scifact / nfcorpus) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        d = row["datasets"]
+        mean = np.mean([d[x]["ndcg@10"] for x in DATASETS])
+        lines.append(f"| {row['system']} | {d['scifact']['ndcg@10']:.4f} | {d['scifact']['r@100']:.4f} | "
+                     f"{d['nfcorpus']['ndcg@10']:.4f} | {d['nfcorpus']['r@100']:.4f} | {mean:.4f} | "
+                     f"{d['scifact']['doc_nnz']:.0f} / {d['nfcorpus']['doc_nnz']:.0f} | "
+                     f"{d['scifact']['flops_per_query']:.0f} / {d['nfcorpus']['flops_per_query']:.0f} |")
+    table = "\n".join(lines) + "\n"
+    (OUT / "summary.md").write_text(table)
+    (OUT / "summary.json").write_text(json.dumps(rows, indent=2))
+    print(table)
+    learning_curves([n for n in args.systems if (OUT / n / "history.jsonl").is_file()])
+
+
+def learning_curves(names: list[str]) -> None:
+    """Smoothed ranking loss and document non-zeros against training step, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tremor.encoders.training.trainer import smoothed
+
+    fig, (loss_ax, nnz_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in names:
+        history = [json.loads(line) for line in (OUT / name / "history.jsonl").read_text().splitlines()]
+        steps = [h["step"] for h in history]
+        loss_ax.plot(steps, smoothed(history, "rank", 10), label=name)
+        nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name)
+    loss_ax.set(xlabel="step", ylabel="ranking loss (KL to ensemble teacher, moving average)")
+    nnz_ax.set(xlabel="step", ylabel="active terms per training document")
+    loss_ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "learning_curves.png", dpi=110)
+
+
 def flops_per_query(queries, docs) -> float:
     """Expected multiply-adds of a query against the index: Σ_t [t in q] · posting-list length of t, averaged."""
     df = np.bincount(docs.indices, minlength=docs.vocab_size)
@@ -223,10 +293,13 @@ def main() -> None:
     e.add_argument("--backbone", choices=("splade", "inference_free"))
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--precision", default="auto")
+    r = commands.add_parser("report")
+    r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "if-idf-flops",
+                                                  "if-flops", "splade"])
     args = parser.parse_args()
     if args.command == "evaluate" and not (args.name or args.backbone):
         sys.exit("evaluate needs --name or --backbone")
-    {"prepare": prepare, "train": train, "evaluate": evaluate}[args.command](args)
+    {"prepare": prepare, "train": train, "evaluate": evaluate, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":
