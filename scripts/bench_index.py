@@ -44,7 +44,8 @@ from tremor.index.exact import ExactIndex
 from tremor.index.seismic import SeismicIndex
 from tremor.sparse import SparseVectors
 
-DEFAULT_GRID = "2:0.9,3:0.9,3:0.7,5:0.9,5:0.7,5:0.5,10:0.9,10:0.7,10:0.5,10:0.4,20:0.5,20:0.3"
+DEFAULT_GRID = ("1:1.0,1:0.9,2:0.9,3:0.9,3:0.7,5:0.9,5:0.7,5:0.5,10:0.9,10:0.7,10:0.5,10:0.4,20:0.5,20:0.3,"
+                "20:0.2,20:0.1")
 SHARED_BEIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir"
 
 
@@ -200,17 +201,31 @@ def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
     return result
 
 
+TARGETS = (0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def best_at(grid: list[dict], engine: str, target: float) -> tuple[float | None, float | None]:
+    """(best mean latency, best batch QPS) of ``engine`` over the grid rows reaching recall@10 >= target."""
+    ok = [r for r in grid if r["n_knn"] == 0 and r[engine]["recall@10"] >= target]
+    return (min((r[engine]["mean_us"] for r in ok), default=None),
+            max((r[engine]["batch_qps"] for r in ok), default=None))
+
+
 def summarize(result: dict, target: float) -> dict:
-    """Best mean latency and best batch throughput each engine reaches at recall@10 >= target, and the ratios."""
-    out = {"target_recall": target}
-    for engine in ("tremor", "peer"):
-        ok = [r for r in result["grid"] if r[engine]["recall@10"] >= target]
-        out[engine] = {"best_mean_us": min((r[engine]["mean_us"] for r in ok), default=None),
-                       "best_batch_qps": max((r[engine]["batch_qps"] for r in ok), default=None)}
-    t, p = out["tremor"], out["peer"]
-    out["latency_ratio"] = t["best_mean_us"] / p["best_mean_us"] if t["best_mean_us"] and p["best_mean_us"] else None
-    out["qps_ratio"] = t["best_batch_qps"] / p["best_batch_qps"] if t["best_batch_qps"] and p["best_batch_qps"] \
-        else None
+    """Best mean latency and best batch throughput each engine reaches at recall@10 >= target (and at the other
+    TARGETS, so that collections where one engine never reaches ``target`` are still compared at equal recall)."""
+    out = {"target_recall": target, "by_target": {}}
+    for level in sorted({target, *TARGETS}):
+        (t_us, t_qps), (p_us, p_qps) = best_at(result["grid"], "tremor", level), best_at(result["grid"], "peer", level)
+        out["by_target"][str(level)] = {
+            "tremor_mean_us": t_us, "peer_mean_us": p_us, "tremor_qps": t_qps, "peer_qps": p_qps,
+            "latency_ratio": t_us / p_us if t_us and p_us else None, "qps_ratio": t_qps / p_qps if t_qps and p_qps
+            else None}
+    at = out["by_target"][str(target)]
+    out["tremor"] = {"best_mean_us": at["tremor_mean_us"], "best_batch_qps": at["tremor_qps"]}
+    out["peer"] = {"best_mean_us": at["peer_mean_us"], "best_batch_qps": at["peer_qps"]}
+    out["latency_ratio"] = at["latency_ratio"]
+    out["qps_ratio"] = at["qps_ratio"]
     out["build_ratio"] = result["tremor"]["build_s"] / result["peer"]["build_s"]
     out["size_ratio"] = result["tremor"]["index_bytes"] / result["peer"]["index_bytes"]
     return out
@@ -235,12 +250,12 @@ def print_summary(result: dict) -> None:
 # ------------------------------------------------------------------------------------------------------ reports
 def write_markdown(results: list[dict], meta: dict, path: Path) -> None:
     lines = [f"# Seismic index: tremor vs pyseismic-lsr {meta['pyseismic_version']}", "",
-             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}; load average at start "
-             f"{meta['load_average_start']}, at end {meta['load_average_end']}", ""]
+             *[f"Command: `{command}`  " for command in meta["commands"]], f"Machine: {meta['machine']}", ""]
     for r in results:
         s = r["summary"]
         b = r["build_params"]
-        lines += [f"## {r['dataset']}", "",
+        lines += [f"## {r['dataset']}", "", f"Run: `{r.get('command', '')}`, load average at start "
+                  f"{r.get('load_average_start')}, at end {r.get('load_average_end')}", "",
                   f"{r['documents']:,} documents ({r['doc_nnz_mean']:.1f} non-zeros each), {r['queries']:,} queries "
                   f"({r['query_nnz_mean']:.1f} non-zeros each), vocabulary {r['vocab_size']:,}. Build: λ="
                   f"{b['n_postings']}, β={b['centroid_fraction']}, α={b['summary_energy']}, max_fraction="
@@ -255,6 +270,13 @@ def write_markdown(results: list[dict], meta: dict, path: Path) -> None:
                   f"{_f(s['peer']['best_mean_us'])} | {_f(s['latency_ratio'], '.2f')} |",
                   f"| best batch QPS at R@10 ≥ {s['target_recall']} | {_f(s['tremor']['best_batch_qps'], '.0f')} | "
                   f"{_f(s['peer']['best_batch_qps'], '.0f')} | {_f(s['qps_ratio'], '.2f')} |", "",
+                  "Best of the grid at equal recall (each engine's fastest setting reaching the recall):", "",
+                  "| recall@10 ≥ | tremor mean µs | peer mean µs | latency ratio | tremor QPS | peer QPS | QPS ratio |",
+                  "|---|---|---|---|---|---|---|",
+                  *[f"| {level} | {_f(v['tremor_mean_us'])} | {_f(v['peer_mean_us'])} | "
+                    f"{_f(v['latency_ratio'], '.2f')} | {_f(v['tremor_qps'], '.0f')} | {_f(v['peer_qps'], '.0f')} | "
+                    f"{_f(v['qps_ratio'], '.2f')} |"
+                    for level, v in s["by_target"].items()], "",
                   "| query_cut | heap_factor | n_knn | tremor R@10 | tremor mean µs | tremor p99 µs | tremor QPS | "
                   "peer R@10 | peer mean µs | peer p99 µs | peer QPS | latency ratio | QPS ratio |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -297,7 +319,9 @@ def write_plot(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", action="append", required=True,
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="no runs: merge these result files into one report at --out")
+    parser.add_argument("--dataset", action="append", default=[],
                         help="synthetic:<dir> or beir:<name> (repeatable)")
     parser.add_argument("--beir", type=Path, default=SHARED_BEIR, help="folder holding the BEIR datasets")
     parser.add_argument("--lambda", dest="n_postings", type=int, default=SeismicIndex.BUILD_DEFAULTS["n_postings"])
@@ -319,12 +343,31 @@ def main() -> None:
 
     import importlib.metadata
 
-    meta = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
+    meta = {"commands": ["python " + " ".join(sys.argv)], "machine": f"{platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} CPUs, Numba threads {numba.get_num_threads()}, Python {platform.python_version()}",
             "pyseismic_version": importlib.metadata.version("pyseismic-lsr"),
-            "numba_version": numba.__version__, "load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    results = [bench_dataset(spec, args) for spec in args.dataset]
-    meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+            "numba_version": numba.__version__}
+    if args.from_json:
+        loaded = [json.loads(path.read_text()) for path in args.from_json]
+        for data in loaded:  # files written before per-dataset provenance was recorded
+            data["meta"].setdefault("commands", [data["meta"].get("command", "")])
+            for r in data["results"]:
+                r.setdefault("command", data["meta"]["commands"][0])
+                r.setdefault("load_average_start", data["meta"].get("load_average_start"))
+                r.setdefault("load_average_end", data["meta"].get("load_average_end"))
+        results = [r for data in loaded for r in data["results"]]
+        for r in results:
+            r["summary"] = summarize(r, args.target_recall)
+        meta = {**loaded[0]["meta"], "commands": [c for data in loaded for c in data["meta"]["commands"]]}
+    elif not args.dataset:
+        parser.error("give --dataset (repeatable) or --from-json")
+    else:
+        results = []
+        for spec in args.dataset:
+            load_start = [round(x, 2) for x in os.getloadavg()]
+            results.append(bench_dataset(spec, args))
+            results[-1].update(command=meta["commands"][0], load_average_start=load_start,
+                               load_average_end=[round(x, 2) for x in os.getloadavg()])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2), encoding="utf-8")
     write_markdown(results, meta, Path(f"{args.out}.md"))

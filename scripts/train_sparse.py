@@ -151,9 +151,11 @@ def train(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------------------------------- evaluate
 def evaluate(args: argparse.Namespace) -> None:
-    """Index each test collection with the model, search its test queries, record quality and sparsity."""
-    import ir_measures
-    from ir_measures import R, nDCG
+    """Evaluate a model on each test collection through ``tremor eval``'s code path (index the corpus with the model,
+    BEIR protocol: top 1000, query ids removed), recording quality and sparsity. ``--doc-top-k`` keeps each
+    document's K largest weights (to compare models at matched sparsity); the result is saved under its own name."""
+    from tremor.eval import build_system, evaluate_system, load_dataset
+    from tremor.eval.metrics import parse_measures
 
     if args.backbone:
         name = f"backbone-{args.backbone}"
@@ -163,31 +165,29 @@ def evaluate(args: argparse.Namespace) -> None:
     else:
         name = args.name
         model_dir = OUT / name / "model"
-    encoder = tremor.get_encoder(str(model_dir), document_max_length=args.max_length, precision=args.precision)
-    results = {"system": name, "model": str(model_dir), "datasets": {}}
+    options = {"document_max_length": args.max_length, "precision": args.precision}
+    if args.doc_top_k:
+        options["document_top_k"] = args.doc_top_k
+    encoder = tremor.get_encoder(str(model_dir), **options)
+    label = name + (f"@top{args.doc_top_k}" if args.doc_top_k else "")
+    results = {"system": label, "model": str(model_dir), "doc_top_k": args.doc_top_k, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in DATASETS:
-            root = DATA / dataset
-            started = time.perf_counter()
-            searcher = tremor.Searcher.load(tremor.build_index(root, Path(tmp) / dataset, encoder=encoder,
-                                                               batch_size=32))
-            encode_seconds = time.perf_counter() - started
-            qrels = tremor.read_qrels(root, "test")
-            queries = tremor.read_queries(root, ids=set(qrels))
-            query_vectors = searcher.encode_queries([q.text for q in queries])
-            scores, numbers = searcher.search_vectors(query_vectors, k=1000)
-            ids = searcher.docstore.ids()
-            run = {q.id: {ids[n]: float(s) for s, n in zip(srow, nrow, strict=True) if n >= 0 and q.id != ids[n]}
-                   for q, srow, nrow in zip(queries, scores, numbers, strict=True)}
-            metrics = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
+            data = load_dataset(DATA / dataset, "test")
+            system = build_system(data, Path(tmp) / dataset, encoder=encoder, name=label, progress=True)
+            result = evaluate_system(system, data, k=1000, measures=parse_measures(["nDCG@10", "R@100"]))
+            searcher = system.searcher
+            query_vectors = searcher.encode_queries([q.text for q in data.queries])
             docs = searcher.index.documents()
+            metrics = result.evaluation.aggregate
             results["datasets"][dataset] = {
-                "ndcg@10": metrics[nDCG @ 10], "r@100": metrics[R @ 100],
+                "ndcg@10": metrics["nDCG@10"], "r@100": metrics["R@100"],
                 "doc_nnz": float(docs.row_nnz().mean()), "query_nnz": float(query_vectors.row_nnz().mean()),
-                "flops_per_query": flops_per_query(query_vectors, docs), "index_seconds": encode_seconds}
+                "flops_per_query": flops_per_query(query_vectors, docs), "index_seconds": system.build_seconds}
             print(dataset, json.dumps(results["datasets"][dataset]), flush=True)
-    (OUT / name).mkdir(parents=True, exist_ok=True)
-    (OUT / name / "eval.json").write_text(json.dumps(results, indent=2))
+    target = OUT / (name if not args.doc_top_k else f"{name}@top{args.doc_top_k}")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "eval.json").write_text(json.dumps(results, indent=2))
 
 
 def report(args: argparse.Namespace) -> None:
@@ -293,6 +293,7 @@ def main() -> None:
     e.add_argument("--backbone", choices=("splade", "inference_free"))
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--precision", default="auto")
+    e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "if-idf-flops",
                                                   "if-flops", "splade"])

@@ -94,6 +94,8 @@ class SeismicIndex:
         self.max_blocks = int(np.diff(self.list_block_indptr).max()) if self.vocab_size else 0
         self.block_bits = entry_layout(self.vocab_size)[1]
         self._scratch = threading.local()
+        self._kernel_args: tuple | None = None
+        self._checked_params: dict[tuple, tuple] = {}
 
     # --------------------------------------------------------------------------------------------------- build
     @classmethod
@@ -306,6 +308,19 @@ class SeismicIndex:
         each result to score, SeismicWave; needs an index built with knn > 0), ``sort_first`` (visit the first
         list's blocks by decreasing summary score)."""
         check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        try:
+            key = tuple(search_params.items())
+            checked = self._checked_params.get(key)
+        except TypeError:  # an unhashable value: checked (and refused) below
+            key, checked = None, None
+        if checked is None:
+            checked = self._check_search_params(search_params)
+            if key is not None and len(self._checked_params) < 256:
+                self._checked_params[key] = checked
+        return self._search_arrays(queries, int(k), *checked)
+
+    def _check_search_params(self, search_params: dict) -> tuple[int, float, int, bool]:
+        """(query_cut, heap_factor, n_knn, sort_first) from the caller's parameters over the defaults, or QueryError."""
         unknown = sorted(set(search_params) - set(self.SEARCH_DEFAULTS))
         if unknown:
             raise QueryError(f"unknown seismic search parameter(s) {', '.join(unknown)}; known: "
@@ -320,26 +335,27 @@ class SeismicIndex:
             raise QueryError(f"n_knn must be an integer >= 0 (got {n_knn!r})")
         if n_knn > 0 and self.knn_width == 0:
             raise QueryError("n_knn > 0 needs an index built with a κ-NN graph (build parameter knn, e.g. knn=10)")
-        return self._search_arrays(queries, int(k), int(query_cut), float(heap_factor), int(n_knn),
-                                   bool(p["sort_first"]))
+        return int(query_cut), float(heap_factor), int(n_knn), bool(p["sort_first"])
 
     def _search_arrays(self, queries: SparseVectors, k: int, query_cut: int, heap_factor: float, n_knn: int,
                        sort_first: bool) -> tuple[np.ndarray, np.ndarray]:
-        n_threads = numba.get_num_threads()
-        if len(queries) == 1 or n_threads == 1:
-            scratch = self._thread_scratch()
-            return kernels.search_serial(
-                queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
-                self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr,
-                self.block_indptr, self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
+        if len(queries) == 1 or numba.get_num_threads() == 1:
+            return kernels.search_serial(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
+                                         n_knn, sort_first, *self._index_arrays(), *self._thread_scratch())
+        return kernels.search_parallel(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
+                                       n_knn, sort_first, *self._index_arrays(), max(self.max_blocks, 1),
+                                       min(len(queries), numba.get_num_threads()))
+
+    def _index_arrays(self) -> tuple:
+        """The index arrays in the kernels' argument order (gathered once: a single query's search is short enough
+        for per-call Python work to show)."""
+        if self._kernel_args is None or self._kernel_args[-1] is not self.knn_neighbors:
+            self._kernel_args = (
+                self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
+                self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
                 self.segment_entry_indptr, self.summary_entries, self.summary_skip, self.block_bits,
-                self.knn_neighbors, *scratch)
-        return kernels.search_parallel(
-            queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
-            self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
-            self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
-            self.segment_entry_indptr, self.summary_entries, self.summary_skip, self.block_bits, self.knn_neighbors,
-            max(self.max_blocks, 1), min(len(queries), n_threads))
+                self.knn_neighbors)
+        return self._kernel_args
 
     @property
     def doc_values_bits(self) -> np.ndarray:
