@@ -631,6 +631,16 @@ def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_vis
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _score_block(b: int, k: int, size: int, n_visited: int, posting_docs: np.ndarray, block_indptr: np.ndarray,
+                 doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray, q_dense: np.ndarray,
+                 visited: np.ndarray, visited_docs: np.ndarray, heap_scores: np.ndarray,
+                 heap_docs: np.ndarray) -> tuple:
+    """Score the unseen documents of block ``b`` (see ``_score_docs``)."""
+    return _score_docs(posting_docs, block_indptr[b], block_indptr[b + 1], k, size, n_visited, doc_indptr,
+                       doc_components, doc_values, q_dense, visited, visited_docs, heap_scores, heap_docs)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sift_blocks(order: np.ndarray, bounds: np.ndarray, size: int, i: int) -> None:
     """Restore the max-heap (by ``bounds``) of block numbers ``order[:size]`` below position i."""
     while True:
@@ -752,10 +762,9 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                 blk = block_order[0]
                 if size == k and block_codes[blk] * BOUND_SLACK < heap_factor * heap_scores[0]:
                     break
-                b = first_block + blk
-                size, n_visited = _score_docs(posting_docs, block_indptr[b], block_indptr[b + 1], k, size, n_visited,
-                                              doc_indptr, doc_components, doc_values, q_dense, visited,
-                                              visited_docs, heap_scores, heap_docs)
+                size, n_visited = _score_block(first_block + blk, k, size, n_visited, posting_docs, block_indptr,
+                                               doc_indptr, doc_components, doc_values, q_dense, visited,
+                                               visited_docs, heap_scores, heap_docs)
                 remaining -= 1
                 block_order[0] = block_order[remaining]
                 _sift_blocks(block_order, block_codes, remaining, 0)
@@ -763,10 +772,9 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
             for blk in range(n_blocks):
                 if size == k and block_codes[blk] * BOUND_SLACK < heap_factor * heap_scores[0]:
                     continue
-                b = first_block + blk
-                size, n_visited = _score_docs(posting_docs, block_indptr[b], block_indptr[b + 1], k, size, n_visited,
-                                              doc_indptr, doc_components, doc_values, q_dense, visited,
-                                              visited_docs, heap_scores, heap_docs)
+                size, n_visited = _score_block(first_block + blk, k, size, n_visited, posting_docs, block_indptr,
+                                               doc_indptr, doc_components, doc_values, q_dense, visited,
+                                               visited_docs, heap_scores, heap_docs)
         block_codes[:n_blocks] = 0.0
     if n_knn > 0 and knn.shape[1] > 0 and size > 0:
         results = heap_docs[:size].copy()
