@@ -99,15 +99,19 @@ def prepare(args: argparse.Namespace) -> None:
                 bm25 = bm25_queries[i].dot(bm25_docs[numbers])[0]
                 cosine = np.stack([embedded[d] for d in example.candidates]) @ query_vectors[i]
                 example.teachers = {"dense": cosine.astype(float).tolist(), "bm25": bm25.astype(float).tolist()}
-                combined = ensemble_teacher([torch.tensor([example.teachers["dense"]]),
-                                             torch.tensor([example.teachers["bm25"]])], method="minmax",
-                                            scale=TEACHER_SCALE)
-                example.teacher_scores = combined[0].tolist()
+                example.teacher_scores = combined_teacher(example, TEACHER_SCALE)
                 example.source = f"{name}/train"
             examples.extend(mined)
     OUT.mkdir(parents=True, exist_ok=True)
     save_examples(OUT / "examples.jsonl", examples)
     print(f"wrote {len(examples)} examples to {OUT / 'examples.jsonl'}")
+
+
+def combined_teacher(example: Example, scale: float) -> list[float]:
+    """The ensemble target of one example: dense and BM25 scores min-max normalized per query, averaged, scaled."""
+    combined = ensemble_teacher([torch.tensor([example.teachers["dense"]]), torch.tensor([example.teachers["bm25"]])],
+                                method="minmax", scale=scale)
+    return combined[0].tolist()
 
 
 # -------------------------------------------------------------------------------------------------------- train
@@ -126,6 +130,9 @@ def make_student(kind: str, max_length: int) -> SparseStudent:
 
 def train(args: argparse.Namespace) -> None:
     examples = load_examples(OUT / "examples.jsonl")
+    if args.teacher_scale != TEACHER_SCALE:
+        for example in examples:
+            example.teacher_scores = combined_teacher(example, args.teacher_scale)
     corpus = {}
     for name in DATASETS:
         corpus.update(load_corpus(DATA / name))
@@ -287,6 +294,9 @@ def main() -> None:
     t.add_argument("--checkpoint-every", type=int, default=25)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--teacher-scale", type=float, default=TEACHER_SCALE,
+                   help="spread of the ensemble target (normalized scores times this): the KL target is "
+                        "softmax(target), so it should match the spread of the student's raw scores")
     t.add_argument("--freeze-output-bias", action="store_true", help="keep the MLM head's per-term bias fixed")
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
