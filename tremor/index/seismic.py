@@ -129,6 +129,12 @@ class SeismicIndex:
         bounds = np.zeros(vocab_size, dtype=np.int64)
         kernels.prune_lists(post_indptr, post_docs, post_values, threshold, kept, kept_offset, docs.indptr,
                             posting_docs, bounds)
+        # each list's largest value (its upper bound per unit of query weight), for ordering query terms
+        list_max = np.zeros(vocab_size, dtype=np.float32)
+        nonempty = np.flatnonzero(np.diff(post_indptr) > 0)
+        if nonempty.size:
+            list_max[nonempty] = np.maximum.reduceat(post_values, post_indptr[nonempty])
+        list_max[kept == 0] = 0.0
         del post_docs, post_values
         top_comp, top_val, top_count = kernels.top_components(docs.indptr, docs.indices, values, p["doc_cut"])
         steps.update()
@@ -175,7 +181,7 @@ class SeismicIndex:
         steps.update()
 
         steps.set_description("seismic: assembling")
-        arrays = cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values, posting_docs,
+        arrays = cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values, posting_docs, list_max,
                                summary_entries[:used].copy(), block_bits)
         steps.update()
         params_out = dict(p)
@@ -255,7 +261,7 @@ class SeismicIndex:
 
     @staticmethod
     def _assemble(parts: list, vocab_size: int, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                  doc_values: np.ndarray, posting_docs: np.ndarray,
+                  doc_values: np.ndarray, posting_docs: np.ndarray, list_max: np.ndarray,
                   summary_entries: np.ndarray, block_bits: int) -> dict[str, np.ndarray]:
         def joined(i: int, dtype: type) -> np.ndarray:
             return np.concatenate([part[i] for part in parts]).astype(dtype, copy=False) if parts \
@@ -278,6 +284,7 @@ class SeismicIndex:
             "summary_skip": (summary_entries[::kernels.SKIP] >> np.asarray(block_bits + 8, summary_entries.dtype))
             .astype(_component_dtype(vocab_size)),
             "knn_neighbors": np.zeros((doc_indptr.shape[0] - 1, 0), dtype=np.int32),
+            "list_max": list_max,
         }
 
     def _knn_graph(self, docs: SparseVectors, width: int, progress: bool) -> np.ndarray:
@@ -349,12 +356,12 @@ class SeismicIndex:
     def _index_arrays(self) -> tuple:
         """The index arrays in the kernels' argument order (gathered once: a single query's search is short enough
         for per-call Python work to show)."""
-        if self._kernel_args is None or self._kernel_args[-1] is not self.knn_neighbors:
+        if self._kernel_args is None or self._kernel_args[-2] is not self.knn_neighbors:
             self._kernel_args = (
                 self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
                 self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
                 self.segment_entry_indptr, self.summary_entries, self.summary_skip, self.block_bits,
-                self.knn_neighbors)
+                self.knn_neighbors, self.list_max)
         return self._kernel_args
 
     @property
@@ -388,5 +395,5 @@ class SeismicIndex:
                     vocab_id: str | None) -> SeismicIndex:
         names = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr", "block_min",
                  "block_scale", "posting_docs", "list_segment_indptr", "segment_entry_indptr", "summary_entries",
-                 "summary_skip", "knn_neighbors")
+                 "summary_skip", "knn_neighbors", "list_max")
         return cls({name: arrays[name] for name in names}, params, vocab_size, vocab_id)

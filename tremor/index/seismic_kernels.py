@@ -694,13 +694,16 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                 doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
                 list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
-                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, q_dense: np.ndarray,
-                visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
+                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, list_max: np.ndarray,
+                q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
+                block_weight: np.ndarray,
                 block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
                 out_docs: np.ndarray) -> None:
     """Seismic search of one query; scratch arrays come in zeroed and are left zeroed.
 
-    For each of the ``query_cut`` largest query terms, score the list's block summaries against the whole query,
+    For each of the ``query_cut`` largest query terms (equal weights, common with BM25 queries, go to the term whose
+    list holds the larger value: it can add the most to a score, so visiting it first fills the heap with strong
+    documents sooner), score the list's block summaries against the whole query,
     skip a block when the heap holds k documents and summary score < heap_factor × the heap's minimum, and otherwise
     score the block's unseen documents exactly. With ``n_knn`` > 0 the results are then expanded through each
     result's nearest neighbours (SeismicWave)."""
@@ -713,7 +716,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = q_values[p]
-    order = np.argsort(-q_values, kind="mergesort")
+    bound_order = np.argsort(-q_values * list_max[np.minimum(q_indices, n_terms - 1)], kind="mergesort")
+    order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
     size = 0
     n_visited = 0
     n_cut = 0
@@ -801,8 +805,9 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                   posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
                   summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
-                  knn: np.ndarray, q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray,
-                  block_codes: np.ndarray, block_weight: np.ndarray, block_order: np.ndarray) -> tuple:
+                  knn: np.ndarray, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                  visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
+                  block_order: np.ndarray) -> tuple:
     """Search queries one after the other on the calling thread, with caller-owned (zeroed) scratch arrays."""
     n_queries = q_indptr.shape[0] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
@@ -815,9 +820,8 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                     posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip, block_bits,
-                    knn, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
-                    heap_scores,
-                    heap_docs, out_scores[qi], out_docs[qi])
+                    knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
+                    heap_scores, heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs
 
 
@@ -828,7 +832,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                     posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
                     summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
-                    knn: np.ndarray, max_blocks: int, n_chunks: int) -> tuple:
+                    knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int) -> tuple:
     """Search a batch of queries in parallel over threads, each thread with its own scratch arrays."""
     n_queries = q_indptr.shape[0] - 1
     n_docs = doc_indptr.shape[0] - 1
@@ -850,7 +854,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
             _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                         posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip,
-                        block_bits, knn, q_dense, visited, visited_docs, block_codes,
+                        block_bits, knn, list_max, q_dense, visited, visited_docs, block_codes,
                         block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs
 
