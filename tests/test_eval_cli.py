@@ -50,3 +50,15 @@ def test_eval_errors_are_clear(tmp_path):
         result = runner.invoke(cli, ["eval", *args, "--out", str(tmp_path / "out")])
         assert result.exit_code == 1 and message in result.output, (args, result.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_with_the_bm25s_peer(tmp_path):
+    root = make_beir(tmp_path / "tiny")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["eval", "--dataset", str(root), "--encoder", "bm25", "--peer", "bm25s",
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| tremor-bm25 |")
+            or line.startswith("| bm25s |")]
+    assert len(rows) == 2
+    assert set(read_run(out / "bm25s.run")) == set(read_run(out / "tremor-bm25.run"))

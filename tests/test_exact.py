@@ -61,3 +61,27 @@ def test_single_query_and_unknown_parameters():
     assert np.array_equal(one_ids[0], batch_ids[3]) and np.allclose(one_scores[0], batch_scores[3])
     with pytest.raises(QueryError, match="no search parameters"):
         index.search(queries, 10, query_cut=5)
+
+
+@pytest.mark.parametrize("n_docs, query_density", [(300, 0.2), (20000, 0.004)])
+def test_ties_break_by_document_id_on_both_scoring_paths(n_docs, query_density):
+    """Integer weights make many exact ties. A query whose postings are many for the collection is scored by a dense
+    scan, a short one on a large collection through the list of touched documents; both rank ties by id."""
+    rng = np.random.default_rng(n_docs)
+    vocab = 200
+    docs = sp.random(n_docs, vocab, density=0.03, format="csr", random_state=rng, dtype=np.float32,
+                     data_rvs=lambda n: rng.integers(1, 3, n).astype(np.float32))
+    queries = sp.random(25, vocab, density=query_density, format="csr", random_state=rng, dtype=np.float32,
+                        data_rvs=lambda n: np.ones(n, np.float32))
+    docs, queries = SparseVectors.from_scipy(docs), SparseVectors.from_scipy(queries)
+    index = ExactIndex.build(docs)
+    postings = np.diff(index.post_indptr)
+    dense = [8 * postings[queries.row(i)[0]].sum() >= n_docs for i in range(len(queries))]
+    assert all(dense) if n_docs == 300 else not any(dense)  # the parameters reach the path they are meant to
+    expected_all = reference_top_k(docs, queries, 10)
+    for searched in (lambda: index.search(queries, 10), lambda: tuple(np.vstack(parts) for parts in zip(
+            *[index.search(queries[i], 10) for i in range(len(queries))], strict=True))):
+        scores, ids = searched()
+        for qi, expected in enumerate(expected_all):
+            assert [int(d) for d in ids[qi] if d >= 0] == [d for d, _ in expected]
+            assert np.allclose(scores[qi][ids[qi] >= 0], [s for _, s in expected])

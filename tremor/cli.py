@@ -261,8 +261,9 @@ def _unique(name: str, taken: set[str]) -> str:
                    "(repeatable).")
 @click.option("--index-type", "index_spec", default="exact", show_default=True,
               help="Index spec for indexes built with --encoder.")
-@click.option("--peer", "peers", multiple=True, type=click.Choice(["lucene-bm25"]),
-              help="A peer engine built from the same corpus (repeatable; needs tremor[pyserini]).")
+@click.option("--peer", "peers", multiple=True, type=click.Choice(["lucene-bm25", "bm25s"]),
+              help="A peer engine built from the same corpus (repeatable; lucene-bm25 needs tremor[pyserini], "
+                   "bm25s needs tremor[bm25s]).")
 @click.option("--compare", is_flag=True,
               help="Also run tremor BM25 and, where pyserini and Java are installed, Lucene BM25; one table.")
 @click.option("--param", "params", multiple=True, help="Search-time parameter key=value for tremor systems.")
@@ -309,7 +310,7 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
             else:
                 notes.append(f"lucene-bm25 skipped: {reason}")
     if not (index_dirs or to_build or peers):
-        raise TremorError("nothing to evaluate: give --index DIR, --encoder NAME, --peer lucene-bm25 or --compare")
+        raise TremorError("nothing to evaluate: give --index DIR, --encoder NAME, --peer NAME or --compare")
     data = load_dataset(dataset, split, queries_file, qrels_file)
     out = out or Path("runs") / safe_name(data.name)
     taken: set[str] = set()
@@ -329,6 +330,11 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
             systems.append(build_system(data, build_root / safe_name(name), encoder, spec, name,
                                         overwrite=keep_indexes, progress=not quiet, **encoder_params))
         for peer in peers:
+            if peer == "bm25s":
+                from tremor.eval.bm25s_peer import BM25SPeer
+
+                systems.append(BM25SPeer.build(data.documents(), name=_unique(peer, taken)))
+                continue
             from tremor.eval.peers import LuceneBM25
 
             systems.append(LuceneBM25.build(data.documents(), build_root / peer, overwrite=keep_indexes,

@@ -177,7 +177,20 @@ class SparseVectors:
         return SparseVectors.from_scipy(csr, vocab_id=self.vocab_id)
 
     def with_vocab_id(self, vocab_id: str | None) -> SparseVectors:
-        return SparseVectors(self.indptr, self.indices, self.values, self.vocab_size, vocab_id)
+        """The same vectors (arrays shared, not copied or checked again) under another vocabulary identity."""
+        return SparseVectors.trusted(self.indptr, self.indices, self.values, self.vocab_size, vocab_id)
+
+    @classmethod
+    def trusted(cls, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, vocab_size: int,
+                vocab_id: str | None = None) -> SparseVectors:
+        """Wrap arrays that already hold every invariant, with the exact dtypes (int64, int32, float32), without
+        checking them: for hot paths that build valid vectors by construction (one query at a time). Anything
+        else should use the checking constructor."""
+        out = object.__new__(cls)
+        for name, value in (("indptr", indptr), ("indices", indices), ("values", values),
+                            ("vocab_size", int(vocab_size)), ("vocab_id", vocab_id)):
+            object.__setattr__(out, name, value)
+        return out
 
     def check_vocab(self, expected: str | None) -> None:
         """Raise VocabularyMismatchError when both sides name a vocabulary and they differ."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -152,6 +153,13 @@ class BM25Encoder:
         """Query term counts over the vocabulary (a repeated term counts twice, as in Anserini's bag of words)."""
         self._require_fitted()
         texts = require_texts(texts)
+        if len(texts) == 1:  # one query (interactive search): counted in Python, valid by construction
+            ids = self.term_ids
+            counts = Counter(ids[t] for t in self.analyzer(texts[0]) if t in ids)
+            terms = sorted(counts)
+            return SparseVectors.trusted(np.array([0, len(terms)], np.int64), np.array(terms, np.int32),
+                                         np.array([counts[t] for t in terms], np.float32), self.vocab_size,
+                                         self.vocab_id)
         return self._counts([self._term_ids(t) for t in texts]).with_vocab_id(self.vocab_id)
 
     def tokens(self, vector_row: np.ndarray) -> list[str]:

@@ -6,9 +6,6 @@ with a bounded heap. Queries run in parallel over threads (Numba prange), each t
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numba
 import numpy as np
 
@@ -38,13 +35,73 @@ def _transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_te
     return counts, post_docs, post_values
 
 
+@numba.njit(cache=True, nogil=True)
+def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray, post_docs: np.ndarray,
+                post_values: np.ndarray, acc: np.ndarray, seen: np.ndarray, touched: np.ndarray,
+                heap_scores: np.ndarray, heap_docs: np.ndarray, k: int, out_scores: np.ndarray,
+                out_docs: np.ndarray) -> None:
+    """Score one query term-at-a-time into ``acc`` and keep its top k; the scratch arrays are left cleared.
+
+    When the query's postings are many for the collection (at least an eighth of its size), the scatter runs without
+    bookkeeping and a linear scan over ``acc`` offers each document to the heap only when it beats the heap's worst,
+    a branch that is predictable once the heap fills. Otherwise the documents touched are listed as they are first
+    scored, so a short query on a large collection stays cheap."""
+    n_terms = post_indptr.shape[0] - 1
+    n_docs = acc.shape[0]
+    n_postings = 0
+    for p in range(q_indices.shape[0]):
+        term = q_indices[p]
+        if term < n_terms:
+            n_postings += post_indptr[term + 1] - post_indptr[term]
+    size = 0
+    if 8 * n_postings >= n_docs:
+        for p in range(q_indices.shape[0]):
+            term = q_indices[p]
+            if term >= n_terms:
+                continue
+            weight = q_values[p]
+            for pp in range(post_indptr[term], post_indptr[term + 1]):
+                acc[post_docs[pp]] += weight * post_values[pp]
+        # Documents come in ascending order, so one that only ties the heap's worst ranks below it (ties go to the
+        # smaller id): a plain comparison with that score suffices, and it is rarely true once the heap is full.
+        floor = np.float32(0.0)
+        for doc in range(n_docs):
+            score = acc[doc]
+            if score > floor:
+                size = heap_push(heap_scores, heap_docs, size, k, score, doc)
+                if size == k:
+                    floor = heap_scores[0]
+        acc[:] = 0.0
+    else:
+        n_touched = 0
+        for p in range(q_indices.shape[0]):
+            term = q_indices[p]
+            if term >= n_terms:
+                continue
+            weight = q_values[p]
+            for pp in range(post_indptr[term], post_indptr[term + 1]):
+                doc = post_docs[pp]
+                if not seen[doc]:
+                    seen[doc] = True
+                    touched[n_touched] = doc
+                    n_touched += 1
+                acc[doc] += weight * post_values[pp]
+        for i in range(n_touched):
+            doc = touched[i]
+            if acc[doc] > 0:
+                size = heap_push(heap_scores, heap_docs, size, k, acc[doc], doc)
+            acc[doc] = 0.0
+            seen[doc] = False
+    heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _search_exact(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray,
                   post_docs: np.ndarray, post_values: np.ndarray, n_docs: int, k: int, n_chunks: int) -> tuple:
+    """A batch of queries, in parallel over ``n_chunks`` interleaved slices, each with its own scratch arrays."""
     n_queries = q_indptr.shape[0] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
-    n_terms = post_indptr.shape[0] - 1
     for chunk in numba.prange(n_chunks):
         acc = np.zeros(n_docs, dtype=np.float32)
         seen = np.zeros(n_docs, dtype=np.bool_)
@@ -52,27 +109,21 @@ def _search_exact(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         heap_scores = np.empty(k, dtype=np.float32)
         heap_docs = np.empty(k, dtype=np.int64)
         for qi in range(chunk, n_queries, n_chunks):
-            n_touched = 0
-            for p in range(q_indptr[qi], q_indptr[qi + 1]):
-                term = q_indices[p]
-                if term >= n_terms:
-                    continue
-                weight = q_values[p]
-                for pp in range(post_indptr[term], post_indptr[term + 1]):
-                    doc = post_docs[pp]
-                    if not seen[doc]:
-                        seen[doc] = True
-                        touched[n_touched] = doc
-                        n_touched += 1
-                    acc[doc] += weight * post_values[pp]
-            size = 0
-            for i in range(n_touched):
-                doc = touched[i]
-                if acc[doc] > 0:
-                    size = heap_push(heap_scores, heap_docs, size, k, acc[doc], doc)
-                acc[doc] = 0.0
-                seen[doc] = False
-            heap_drain_sorted(heap_scores, heap_docs, size, out_scores[qi], out_docs[qi])
+            lo, hi = q_indptr[qi], q_indptr[qi + 1]
+            _search_one(q_indices[lo:hi], q_values[lo:hi], post_indptr, post_docs, post_values, acc, seen, touched,
+                        heap_scores, heap_docs, k, out_scores[qi], out_docs[qi])
+    return out_scores, out_docs
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_exact_single(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray, post_docs: np.ndarray,
+                         post_values: np.ndarray, n_docs: int, k: int) -> tuple:
+    """One query on the calling thread: no parallel region to enter (its set-up costs more than a short query)."""
+    out_scores = np.full((1, k), -np.inf, dtype=np.float32)
+    out_docs = np.full((1, k), -1, dtype=np.int64)
+    _search_one(q_indices, q_values, post_indptr, post_docs, post_values, np.zeros(n_docs, dtype=np.float32),
+                np.zeros(n_docs, dtype=np.bool_), np.empty(n_docs, dtype=np.int32), np.empty(k, dtype=np.float32),
+                np.empty(k, dtype=np.int64), k, out_scores[0], out_docs[0])
     return out_scores, out_docs
 
 
@@ -115,10 +166,12 @@ class ExactIndex:
         if search_params:
             raise QueryError(f"the exact index takes no search parameters (got {', '.join(sorted(search_params))})")
         check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        if len(queries) == 1:
+            return _search_exact_single(queries.indices, queries.values, self.post_indptr, self.post_docs,
+                                        self.post_values, self.n_docs, int(k))
         n_chunks = max(1, min(len(queries), numba.get_num_threads()))
-        with threads_for(len(queries)):
-            return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
-                                 self.post_values, self.n_docs, int(k), n_chunks)
+        return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
+                             self.post_values, self.n_docs, int(k), n_chunks)
 
     # --------------------------------------------------------------------------------------------- persistence
     def params(self) -> dict:
@@ -133,21 +186,6 @@ class ExactIndex:
                     vocab_id: str | None) -> ExactIndex:
         return cls(arrays["doc_indptr"], arrays["doc_indices"], arrays["doc_values"], arrays["post_indptr"],
                    arrays["post_docs"], arrays["post_values"], vocab_size, vocab_id)
-
-
-@contextlib.contextmanager
-def threads_for(n_queries: int) -> Iterator[None]:
-    """Run a parallel kernel on one thread when there is a single query: waking the thread pool costs more than a
-    small query's whole search on busy cores. Numba's thread count is per calling thread, so this is safe."""
-    if n_queries > 1:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def check_search_args(queries: SparseVectors, k: int, vocab_size: int, vocab_id: str | None) -> None:
