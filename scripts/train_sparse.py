@@ -305,8 +305,9 @@ def main() -> None:
     e.add_argument("--precision", default="auto")
     e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
     r = commands.add_parser("report")
-    r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "if-idf-flops",
-                                                  "if-flops", "splade"])
+    r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "splade", "if-flops",
+                                                  "if-flops@top111", "if-idf-flops", "if-idf-flops-400",
+                                                  "if-idf-flops-400-reg5e-4"])
     args = parser.parse_args()
     if args.command == "evaluate" and not (args.name or args.backbone):
         sys.exit("evaluate needs --name or --backbone")

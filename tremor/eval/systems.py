@@ -54,7 +54,7 @@ class SearcherRetriever:
         self.build_seconds = build_seconds
         # Index size without the document store (titles and texts), comparable with a Lucene index of ids only.
         self.index_bytes = directory_bytes(index_dir, exclude=(DOCSTORE_FILE,)) if index_dir is not None else None
-        self._ids = searcher.docstore.ids() if searcher.docstore is not None else None
+        self._ids = id_array(searcher.docstore.ids()) if searcher.docstore is not None else None
 
     @classmethod
     def from_index(cls, path: str | Path, name: str | None = None, **search_params) -> SearcherRetriever:
@@ -75,19 +75,24 @@ class SearcherRetriever:
 
 
 def ranked_to_run(queries: Sequence[Query], searched: Sequence[Query], scores: np.ndarray, numbers: np.ndarray,
-                  ids: list[str] | None) -> Run:
+                  ids: np.ndarray | Sequence[str] | None) -> Run:
     """(scores, internal numbers) rows for the ``searched`` queries as a Run over all ``queries`` (the others get no
-    hits); padding (-1) is dropped and numbers become external ids."""
+    hits); padding (-1) is dropped and numbers become external ids (``ids``: best an object array, see
+    ``id_array``)."""
+    if ids is not None and not isinstance(ids, np.ndarray):
+        ids = id_array(ids)
     run: Run = {q.id: {} for q in queries}
     for query, row_scores, row_numbers in zip(searched, scores, numbers, strict=True):
         valid = row_numbers >= 0
-        doc_numbers = row_numbers[valid].tolist()
-        doc_scores = row_scores[valid].astype(np.float64).tolist()
-        if ids is not None:
-            run[query.id] = {ids[n]: s for n, s in zip(doc_numbers, doc_scores, strict=True)}
-        else:
-            run[query.id] = {str(n): s for n, s in zip(doc_numbers, doc_scores, strict=True)}
+        doc_numbers = row_numbers[valid]
+        names = ids[doc_numbers].tolist() if ids is not None else [str(n) for n in doc_numbers.tolist()]
+        run[query.id] = dict(zip(names, row_scores[valid].astype(np.float64).tolist(), strict=True))
     return run
+
+
+def id_array(ids: Sequence[str]) -> np.ndarray:
+    """External ids as a numpy object array, so a row of internal numbers maps to ids in one indexing step."""
+    return np.asarray(ids, dtype=object)
 
 
 class PipelineRetriever:
@@ -100,7 +105,7 @@ class PipelineRetriever:
         self.name = name
         self.build_seconds = None
         self.index_bytes = directory_bytes(index_dir, exclude=(DOCSTORE_FILE,)) if index_dir is not None else None
-        self._ids = hybrid.sparse.docstore.ids() if hybrid.sparse.docstore is not None else None
+        self._ids = id_array(hybrid.sparse.docstore.ids()) if hybrid.sparse.docstore is not None else None
 
     @classmethod
     def from_index(cls, path: str | Path, config, name: str | None = None, model: str | None = None,

@@ -1,7 +1,8 @@
 """Exhaustive top-k by inner product over an inverted index: the reference every approximate index is checked against.
 
 Each query walks the full posting lists of its terms into a dense accumulator (term-at-a-time), then selects the top k
-with a bounded heap. Queries run in parallel over threads (Numba prange), each thread reusing one accumulator.
+(a bounded heap for small k, a partition for large k). Queries run in parallel over threads (Numba prange), each
+thread reusing one accumulator; a single query runs on the calling thread.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numba
 import numpy as np
 
 from tremor.errors import QueryError, TremorError
-from tremor.index.topk import heap_drain_sorted, heap_push
+from tremor.index.topk import heap_drain_sorted, heap_push, select_top_k
 from tremor.sparse import SparseVectors
 
 
@@ -35,17 +36,21 @@ def _transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_te
     return counts, post_docs, post_values
 
 
+HEAP_MAX_K = 64  # up to this k a bounded heap selects the top k; above it, a linear-time partition
+
+
 @numba.njit(cache=True, nogil=True)
 def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray, post_docs: np.ndarray,
                 post_values: np.ndarray, acc: np.ndarray, seen: np.ndarray, touched: np.ndarray,
-                heap_scores: np.ndarray, heap_docs: np.ndarray, k: int, out_scores: np.ndarray,
-                out_docs: np.ndarray) -> None:
+                cand_scores: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, k: int,
+                out_scores: np.ndarray, out_docs: np.ndarray) -> None:
     """Score one query term-at-a-time into ``acc`` and keep its top k; the scratch arrays are left cleared.
 
     When the query's postings are many for the collection (at least an eighth of its size), the scatter runs without
-    bookkeeping and a linear scan over ``acc`` offers each document to the heap only when it beats the heap's worst,
-    a branch that is predictable once the heap fills. Otherwise the documents touched are listed as they are first
-    scored, so a short query on a large collection stays cheap."""
+    bookkeeping and a linear scan over ``acc`` finds the scored documents: no branch per posting. Otherwise the
+    documents touched are listed as they are first scored, so a short query on a large collection stays cheap.
+    Small k: a heap that is offered a document only when it beats the heap's worst, a branch that is predictable
+    once the heap fills. Large k: the scored documents are gathered and ``select_top_k`` partitions them."""
     n_terms = post_indptr.shape[0] - 1
     n_docs = acc.shape[0]
     n_postings = 0
@@ -53,32 +58,17 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
         term = q_indices[p]
         if term < n_terms:
             n_postings += post_indptr[term + 1] - post_indptr[term]
-    size = 0
-    if 8 * n_postings >= n_docs:
-        for p in range(q_indices.shape[0]):
-            term = q_indices[p]
-            if term >= n_terms:
-                continue
-            weight = q_values[p]
+    dense = 8 * n_postings >= n_docs
+    n_touched = 0
+    for p in range(q_indices.shape[0]):
+        term = q_indices[p]
+        if term >= n_terms:
+            continue
+        weight = q_values[p]
+        if dense:
             for pp in range(post_indptr[term], post_indptr[term + 1]):
                 acc[post_docs[pp]] += weight * post_values[pp]
-        # Documents come in ascending order, so one that only ties the heap's worst ranks below it (ties go to the
-        # smaller id): a plain comparison with that score suffices, and it is rarely true once the heap is full.
-        floor = np.float32(0.0)
-        for doc in range(n_docs):
-            score = acc[doc]
-            if score > floor:
-                size = heap_push(heap_scores, heap_docs, size, k, score, doc)
-                if size == k:
-                    floor = heap_scores[0]
-        acc[:] = 0.0
-    else:
-        n_touched = 0
-        for p in range(q_indices.shape[0]):
-            term = q_indices[p]
-            if term >= n_terms:
-                continue
-            weight = q_values[p]
+        else:
             for pp in range(post_indptr[term], post_indptr[term + 1]):
                 doc = post_docs[pp]
                 if not seen[doc]:
@@ -86,13 +76,46 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
                     touched[n_touched] = doc
                     n_touched += 1
                 acc[doc] += weight * post_values[pp]
+    if dense:
+        if k <= HEAP_MAX_K:
+            # Documents come in ascending order, so one that only ties the heap's worst ranks below it (ties go to
+            # the smaller id): a plain comparison with that score suffices.
+            size = 0
+            floor = np.float32(0.0)
+            for doc in range(n_docs):
+                score = acc[doc]
+                if score > floor:
+                    size = heap_push(heap_scores, heap_docs, size, k, score, doc)
+                    if size == k:
+                        floor = heap_scores[0]
+            acc[:] = 0.0
+            heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+            return
+        m = 0
+        for doc in range(n_docs):  # branch-free gather of the scored documents, in ascending order
+            score = acc[doc]
+            touched[m] = doc
+            cand_scores[m] = score
+            m += score > 0
+        acc[:] = 0.0
+    else:
+        touched[:n_touched].sort()  # ascending ids, for the tie order
+        m = 0
         for i in range(n_touched):
             doc = touched[i]
-            if acc[doc] > 0:
-                size = heap_push(heap_scores, heap_docs, size, k, acc[doc], doc)
+            score = acc[doc]
+            touched[m] = doc
+            cand_scores[m] = score
+            m += score > 0
             acc[doc] = 0.0
             seen[doc] = False
-    heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+        if k <= HEAP_MAX_K:
+            size = 0
+            for i in range(m):
+                size = heap_push(heap_scores, heap_docs, size, k, cand_scores[i], touched[i])
+            heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+            return
+    select_top_k(cand_scores, touched, m, k, out_scores, out_docs)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -106,12 +129,13 @@ def _search_exact(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         acc = np.zeros(n_docs, dtype=np.float32)
         seen = np.zeros(n_docs, dtype=np.bool_)
         touched = np.empty(n_docs, dtype=np.int32)
+        cand_scores = np.empty(n_docs, dtype=np.float32)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_docs = np.empty(k, dtype=np.int64)
         for qi in range(chunk, n_queries, n_chunks):
             lo, hi = q_indptr[qi], q_indptr[qi + 1]
             _search_one(q_indices[lo:hi], q_values[lo:hi], post_indptr, post_docs, post_values, acc, seen, touched,
-                        heap_scores, heap_docs, k, out_scores[qi], out_docs[qi])
+                        cand_scores, heap_scores, heap_docs, k, out_scores[qi], out_docs[qi])
     return out_scores, out_docs
 
 
@@ -122,8 +146,9 @@ def _search_exact_single(q_indices: np.ndarray, q_values: np.ndarray, post_indpt
     out_scores = np.full((1, k), -np.inf, dtype=np.float32)
     out_docs = np.full((1, k), -1, dtype=np.int64)
     _search_one(q_indices, q_values, post_indptr, post_docs, post_values, np.zeros(n_docs, dtype=np.float32),
-                np.zeros(n_docs, dtype=np.bool_), np.empty(n_docs, dtype=np.int32), np.empty(k, dtype=np.float32),
-                np.empty(k, dtype=np.int64), k, out_scores[0], out_docs[0])
+                np.zeros(n_docs, dtype=np.bool_), np.empty(n_docs, dtype=np.int32),
+                np.empty(n_docs, dtype=np.float32), np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), k,
+                out_scores[0], out_docs[0])
     return out_scores, out_docs
 
 
