@@ -259,7 +259,7 @@ def learning_curves(names: list[str]) -> None:
         steps = [h["step"] for h in history]
         loss_ax.plot(steps, smoothed(history, "rank", 10), label=name)
         nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name)
-    loss_ax.set(xlabel="step", ylabel="ranking loss (KL to ensemble teacher, moving average)")
+    loss_ax.set(xlabel="step", ylabel="KL to the ensemble teacher (10-step mean)")
     nnz_ax.set(xlabel="step", ylabel="active terms per training document")
     loss_ax.legend()
     fig.tight_layout()
@@ -306,8 +306,8 @@ def main() -> None:
     e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "splade", "if-flops",
-                                                  "if-flops@top111", "if-idf-flops", "if-idf-flops-400",
-                                                  "if-idf-flops-400-reg5e-4"])
+                                                  "if-flops@top111", "if-idf-flops", "if-idf-flops-300",
+                                                  "if-idf-flops-400", "if-idf-flops-400-reg5e-4"])
     args = parser.parse_args()
     if args.command == "evaluate" and not (args.name or args.backbone):
         sys.exit("evaluate needs --name or --backbone")
