@@ -152,17 +152,21 @@ def render(results, checks, notes: list[str], env: dict, java_seconds: dict[str,
              f"best of {REPEATS} runs. Index size without document texts.", "",
              markdown_table(results)]
     by = {(r.dataset, r.system): r for r in results}
-    bm25s_rows = []
-    for dataset in dict.fromkeys(r.dataset for r in results):
-        ours, theirs = by.get((dataset, "tremor-bm25")), by.get((dataset, "bm25s"))
-        if ours and theirs:
-            bm25s_rows.append(f"| {dataset} | {ours.evaluation.aggregate['nDCG@10']:.4f} | "
-                              f"{theirs.evaluation.aggregate['nDCG@10']:.4f} | "
-                              f"{ours.evaluation.aggregate['nDCG@10'] - theirs.evaluation.aggregate['nDCG@10']:+.4f} "
-                              f"| {top10_overlap(ours.run, theirs.run):.3f} "
-                              f"| {theirs.latency_ms / ours.latency_ms:.2f}× "
-                              f"| {1000 / ours.latency_ms:.0f} / {1000 / theirs.latency_ms:.0f} "
-                              f"| {theirs.batch_ms_per_query / ours.batch_ms_per_query:.2f}× |")
+
+    def against(peer: str):
+        """(dataset, tremor BM25 result, peer result, leading row cells: both nDCG@10, difference, top-10 overlap)
+        for every dataset where both ran."""
+        for dataset in dict.fromkeys(r.dataset for r in results):
+            ours, theirs = by.get((dataset, "tremor-bm25")), by.get((dataset, peer))
+            if ours and theirs:
+                a, b = ours.evaluation.aggregate["nDCG@10"], theirs.evaluation.aggregate["nDCG@10"]
+                yield (dataset, ours, theirs,
+                       f"| {dataset} | {a:.4f} | {b:.4f} | {a - b:+.4f} | {top10_overlap(ours.run, theirs.run):.3f} ")
+
+    bm25s_rows = [f"{cells}| {theirs.latency_ms / ours.latency_ms:.2f}× "
+                  f"| {1000 / ours.latency_ms:.0f} / {1000 / theirs.latency_ms:.0f} "
+                  f"| {theirs.batch_ms_per_query / ours.batch_ms_per_query:.2f}× |"
+                  for _, ours, theirs, cells in against("bm25s")]
     if bm25s_rows:
         lines += ["", "tremor BM25 against bm25s (Numba backend, `method=\"lucene\"`, k1 = 0.9, b = 0.4, its own "
                   "tokenizer with English stop words and the Porter stemmer; same run; ratios > 1 mean tremor is "
@@ -170,17 +174,10 @@ def render(results, checks, notes: list[str], env: dict, java_seconds: dict[str,
                   "| dataset | tremor nDCG@10 | bm25s nDCG@10 | difference | top-10 overlap | latency ratio | "
                   "queries/s one at a time (tremor / bm25s) | batch ratio |", "|---|---|---|---|---|---|---|---|",
                   *bm25s_rows]
-    ratio_rows = []
-    for dataset in dict.fromkeys(r.dataset for r in results):
-        ours, theirs = by.get((dataset, "tremor-bm25")), by.get((dataset, "lucene-bm25"))
-        if ours and theirs:
-            ratio_rows.append(f"| {dataset} | {ours.evaluation.aggregate['nDCG@10']:.4f} | "
-                              f"{theirs.evaluation.aggregate['nDCG@10']:.4f} | "
-                              f"{ours.evaluation.aggregate['nDCG@10'] - theirs.evaluation.aggregate['nDCG@10']:+.4f} "
-                              f"| {top10_overlap(ours.run, theirs.run):.3f} "
-                              f"| {theirs.latency_ms / ours.latency_ms:.1f}× | "
-                              f"{theirs.batch_ms_per_query / ours.batch_ms_per_query:.1f}× | "
-                              f"{1000 * java_seconds[dataset] / theirs.n_queries:.2f} |")
+    ratio_rows = [f"{cells}| {theirs.latency_ms / ours.latency_ms:.1f}× | "
+                  f"{theirs.batch_ms_per_query / ours.batch_ms_per_query:.1f}× | "
+                  f"{1000 * java_seconds[dataset] / theirs.n_queries:.2f} |"
+                  for dataset, ours, theirs, cells in against("lucene-bm25")]
     if ratio_rows:
         lines += ["", "tremor BM25 against Lucene BM25 (same corpus, same queries, same run; ratios > 1 mean "
                   "tremor is faster):", "",
@@ -206,6 +203,16 @@ def render(results, checks, notes: list[str], env: dict, java_seconds: dict[str,
     return "\n".join(lines) + "\n"
 
 
+def peer_available(name: str, wanted: bool, unavailable_reason, notes: list[str]) -> bool:
+    """Whether to run a peer: asked for and installed; a note says why one asked for is skipped."""
+    if not wanted:
+        return False
+    reason = unavailable_reason()
+    if reason is not None:
+        notes.append(f"{name} skipped: {reason}")
+    return reason is None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir")
@@ -223,22 +230,11 @@ def main() -> None:
     datasets = args.datasets or available_datasets(args.data)
     extra = [parse_index_option(text) for text in args.index]
     notes: list[str] = []
-    lucene = not args.no_lucene
-    if lucene:
-        from tremor.eval.peers import unavailable_reason
+    from tremor.eval import bm25s_peer as bm25s_module
+    from tremor.eval import peers as lucene_module
 
-        reason = unavailable_reason()
-        if reason is not None:
-            notes.append(f"Lucene skipped: {reason}")
-            lucene = False
-    bm25s_peer = not args.no_bm25s
-    if bm25s_peer:
-        from tremor.eval.bm25s_peer import unavailable_reason as bm25s_unavailable
-
-        reason = bm25s_unavailable()
-        if reason is not None:
-            notes.append(f"bm25s skipped: {reason}")
-            bm25s_peer = False
+    lucene = peer_available("Lucene", not args.no_lucene, lucene_module.unavailable_reason, notes)
+    bm25s_peer = peer_available("bm25s", not args.no_bm25s, bm25s_module.unavailable_reason, notes)
     env = environment()
     results, checks = [], []
     with tempfile.TemporaryDirectory(prefix="bench-beir-") as tmp:
