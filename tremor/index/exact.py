@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from tremor.errors import QueryError, TremorError
-from tremor.index.topk import heap_drain_sorted, heap_push, select_top_k
+from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
 from tremor.sparse import SparseVectors
 
 
@@ -78,8 +78,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
                 acc[doc] += weight * post_values[pp]
     if dense:
         if k <= HEAP_MAX_K:
-            # Documents come in ascending order, so one that only ties the heap's worst ranks below it (ties go to
-            # the smaller id): a plain comparison with that score suffices.
+            # heap_select_ascending's loop, reading the accumulator directly: gathering the candidates first would
+            # cost a quarter more on a BEIR query.
             size = 0
             floor = np.float32(0.0)
             for doc in range(n_docs):
@@ -110,10 +110,7 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
             acc[doc] = 0.0
             seen[doc] = False
         if k <= HEAP_MAX_K:
-            size = 0
-            for i in range(m):
-                size = heap_push(heap_scores, heap_docs, size, k, cand_scores[i], touched[i])
-            heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+            heap_select_ascending(cand_scores, touched, m, k, heap_scores, heap_docs, out_scores, out_docs)
             return
     select_top_k(cand_scores, touched, m, k, out_scores, out_docs)
 

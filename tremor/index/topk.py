@@ -71,6 +71,24 @@ def heap_drain_sorted(scores: np.ndarray, docs: np.ndarray, size: int, out_score
 
 
 @numba.njit(cache=True, nogil=True)
+def heap_select_ascending(cand_scores: np.ndarray, cand_docs: np.ndarray, m: int, k: int, heap_scores: np.ndarray,
+                          heap_docs: np.ndarray, out_scores: np.ndarray, out_docs: np.ndarray) -> None:
+    """The best min(k, m) of the first ``m`` candidates, best first, into out_*, through a bounded heap; candidates
+    must come in ascending document order. A candidate that only ties the heap's worst then ranks below it (ties go
+    to the smaller id), so it is offered only when it beats that score: a branch that is predictable once the heap
+    fills. For small k; ``select_top_k`` for large k."""
+    size = 0
+    floor = np.float32(0.0)
+    for i in range(m):
+        score = cand_scores[i]
+        if score > floor:
+            size = heap_push(heap_scores, heap_docs, size, k, score, cand_docs[i])
+            if size == k:
+                floor = heap_scores[0]
+    heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
+
+
+@numba.njit(cache=True, nogil=True)
 def select_top_k(cand_scores: np.ndarray, cand_docs: np.ndarray, m: int, k: int, out_scores: np.ndarray,
                  out_docs: np.ndarray) -> None:
     """The best min(k, m) of the first ``m`` candidates, best first, into out_*; candidates must come in ascending
