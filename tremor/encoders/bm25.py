@@ -137,9 +137,13 @@ class BM25Encoder:
         return SparseVectors(counts.indptr, counts.indices, weights.astype(np.float32), self.vocab_size,
                              self.vocab_id)
 
-    def _term_ids(self, text: str) -> np.ndarray:
+    def _term_id_list(self, text: str) -> list[int]:
+        """Vocabulary ids of the text's terms, in order (terms outside the vocabulary dropped)."""
         ids = self.term_ids
-        return np.asarray([ids[t] for t in self.analyzer(text) if t in ids], dtype=np.int64)
+        return [ids[t] for t in self.analyzer(text) if t in ids]
+
+    def _term_ids(self, text: str) -> np.ndarray:
+        return np.asarray(self._term_id_list(text), dtype=np.int64)
 
     # --------------------------------------------------------------------------------------------------- encode
     def encode_documents(self, texts: Sequence[str]) -> SparseVectors:
@@ -154,8 +158,7 @@ class BM25Encoder:
         self._require_fitted()
         texts = require_texts(texts)
         if len(texts) == 1:  # one query (interactive search): counted in Python, valid by construction
-            ids = self.term_ids
-            counts = Counter(ids[t] for t in self.analyzer(texts[0]) if t in ids)
+            counts = Counter(self._term_id_list(texts[0]))
             terms = sorted(counts)
             return SparseVectors.trusted(np.array([0, len(terms)], np.int64), np.array(terms, np.int32),
                                          np.array([counts[t] for t in terms], np.float32), self.vocab_size,

@@ -36,11 +36,10 @@ class BM25SPeer:
     """bm25s BM25 over title and text joined (as BEIR's flat baselines index them), as a system for
     ``evaluate_system``. ``stemmer`` is a PyStemmer algorithm name ("porter", "english") or None for none."""
 
-    def __init__(self, retriever, ids: list[str], stemmer: str | None, name: str, threads: int) -> None:
+    def __init__(self, retriever, ids: list[str], stemmer, name: str, threads: int) -> None:
         self.retriever = retriever
         self.ids = np.asarray(ids, dtype=object)
-        self.stemmer_name = stemmer
-        self._stemmer = _load_stemmer(stemmer)
+        self._stemmer = stemmer  # the PyStemmer object the documents were tokenized with, or None
         self.name = name
         self.threads = threads
         self.index_bytes: int | None = None
@@ -59,11 +58,11 @@ class BM25SPeer:
         docs = list(documents)
         if not docs:
             raise TremorError("bm25s peer: no documents to index")
-        tokens = bm25s.tokenize([d.full_text for d in docs], stopwords="en", stemmer=_load_stemmer(stemmer),
-                                show_progress=False)
+        stem = _load_stemmer(stemmer)
+        tokens = bm25s.tokenize([d.full_text for d in docs], stopwords="en", stemmer=stem, show_progress=False)
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene", backend="numba")
         retriever.index(tokens, show_progress=False)
-        peer = cls(retriever, [d.id for d in docs], stemmer, name, threads or os.cpu_count() or 1)
+        peer = cls(retriever, [d.id for d in docs], stem, name, threads or os.cpu_count() or 1)
         peer.build_seconds = time.perf_counter() - started
         with tempfile.TemporaryDirectory(prefix="tremor-bm25s-") as tmp:
             retriever.save(tmp)
