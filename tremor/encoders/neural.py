@@ -118,6 +118,7 @@ class ModelSource:
     local: bool
     revision: str | None = None
     offline: bool = False
+    named: str | None = None  # the registry name (tremor.models) this directory was resolved from, if any
 
     @classmethod
     def resolve(cls, spec: str | Path, revision: str | None = None, offline: bool | None = None) -> ModelSource:
@@ -415,7 +416,8 @@ class NeuralSparseEncoder:
     def config(self) -> dict[str, Any]:
         """What ``encoder.json`` beside an index records: the model reference, vocabulary and settings."""
         return {"kind": self.kind, "model": self.source.name, "local": self.source.local,
-                "revision": self.source.revision, "vocab_size": self._vocab_size, "vocab_hash": self._vocab_hash,
+                "revision": self.source.revision, "named_model": self.source.named, "vocab_size": self._vocab_size,
+                "vocab_hash": self._vocab_hash,
                 "fingerprint": self.fingerprint(), "encoder": self.encoder_config.to_dict(),
                 "query_files": self._query_self_contained()}
 
@@ -441,6 +443,11 @@ class NeuralSparseEncoder:
             source = ModelSource(str(config["model"]), bool(config["local"]), config.get("revision"))
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{directory}: encoder.json is incomplete ({exc})") from None
+        if config.get("named_model"):  # a named model: find its package wherever it is installed now
+            from tremor.models import model_path
+
+            name = str(config["named_model"])
+            source = ModelSource(str(model_path(name)), True, None, named=name)
         from tremor.encoders.components import Runtime
 
         runtime = Runtime.resolve()
@@ -538,13 +545,28 @@ def load_encoder(spec: str | Path, *, device: str = "auto", precision: str = "au
                  max_batch_tokens: int = 16384, revision: str | None = None, offline: bool | None = None,
                  query_max_length: int | None = None, document_max_length: int | None = None,
                  query_top_k: int | None = None, document_top_k: int | None = None) -> NeuralSparseEncoder:
-    """A neural sparse encoder from a tremor model directory or a Hugging Face hub name.
+    """A neural sparse encoder from a named offline model (``"splade-tiny"``, see ``tremor.models``), a tremor model
+    directory or a Hugging Face hub name.
 
-    Settings come from the model's ``tremor_encoder.json`` (a plain MLM directory loads as SPLADE); the keyword
-    arguments override lengths and pruning. ``device="auto"`` uses CUDA where present; ``offline`` (default: the
-    HF_HUB_OFFLINE setting) forbids downloads.
+    Settings come from the model's ``tremor_encoder.json`` (a plain MLM directory loads as SPLADE) and, for a named
+    model, its registry entry; the keyword arguments override lengths and pruning. ``device="auto"`` uses CUDA where
+    present; ``offline`` (default: the HF_HUB_OFFLINE setting) forbids downloads.
     """
+    from tremor.models import is_named_model, model_path, named_model
+
+    named = None
+    if is_named_model(spec):
+        entry = named_model(str(spec))
+        if entry.kind != "splade":
+            raise TremorError(f"'{spec}' is a {entry.kind} model, not a sparse encoder; use it as the dense side "
+                              f"(tremor index add-dense --model {spec})")
+        named = entry.name
+        query_max_length = query_max_length or entry.settings.get("query_max_length")
+        document_max_length = document_max_length or entry.settings.get("document_max_length")
+        spec = model_path(named)
     source = ModelSource.resolve(spec, revision, offline)
+    if named is not None:
+        source = replace(source, named=named)
     config = read_model_config(source)
     overrides = {("query", "max_length"): query_max_length, ("document", "max_length"): document_max_length,
                  ("query", "top_k"): query_top_k, ("document", "top_k"): document_top_k}
