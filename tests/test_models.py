@@ -146,3 +146,21 @@ def test_cli_encode_and_index_with_splade_tiny(tmp_path, tiny_corpus):
 
     ids, vectors, meta = read_vectors(tmp_path / "q")
     assert ids[0] == "q1" and meta["encoder"]["named_model"] == "splade-tiny" and vectors.nnz > 0
+
+
+def test_blocked_vocabulary_head_equals_the_chunked_head(monkeypatch):
+    """The CPU max-pooling path (projection in blocks of texts x vocabulary, bias as an input column, padding rows
+    zeroed) gives the same vectors as running the whole head over chunks of positions."""
+    from tremor.encoders import components, load_encoder
+
+    encoder = load_encoder("splade-tiny", device="cpu", batch_size=4)
+    documents = real_documents(10)
+    default = encoder.encode_documents(documents)
+    monkeypatch.setattr(components, "CPU_BLOCK_ELEMENTS", 3000)  # 256-wide vocabulary blocks, one text each
+    many_blocks = encoder.encode_documents(documents)
+    backbone = encoder._side("document").backbone
+    assert backbone.tail is not None and backbone.tail.has_bias
+    monkeypatch.setattr(backbone, "tail", None)
+    chunked = encoder.encode_documents(documents)
+    for vectors in (default, many_blocks):
+        np.testing.assert_allclose(vectors.to_dense(), chunked.to_dense(), rtol=0, atol=1e-5)

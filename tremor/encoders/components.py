@@ -129,6 +129,45 @@ def sparsify_to_csr(weights: torch.Tensor, top_k: int | None, threshold: float) 
 
 # --------------------------------------------------------------------------------------------------- the backbone
 CHUNK_ELEMENTS = 1 << 26  # logits per position chunk in pooled expansion (256 MiB in fp32)
+# Logits per block of the CPU max-pooling path (64 MiB in fp32, a few texts x the whole vocabulary). Smaller,
+# cache-sized blocks measured faster on an idle machine but several times slower on a loaded one (every operator
+# call synchronizes the intra-op threads, and a preempted thread stalls it), so blocks stay large.
+CPU_BLOCK_ELEMENTS = 1 << 24
+_ZERO_AT_NONPOSITIVE = ("relu", "log1p_relu", "log1p_log1p_relu")  # act(x) = 0 for every x <= 0
+
+
+class _LinearTail:
+    """The vocabulary head split as ``features(hidden) @ weight.T (+ bias)``: the module before the output
+    projection (BERT's transform, RoBERTa's dense + norm, nothing for a bare ``lm_head``) and the projection's
+    weight, with the bias appended as one more column (``augmented``, V x (H + 1)) when there is one."""
+
+    def __init__(self, head: torch.nn.Module, decoder: torch.nn.Linear) -> None:
+        path = next(name for name, module in head.named_modules() if module is decoder)
+        self.features = _without_submodule(head, path) if path else torch.nn.Identity()
+        bias = decoder.bias
+        self.has_bias = bias is not None
+        weight = decoder.weight.detach()
+        self.augmented = torch.cat([weight, bias.detach()[:, None].to(weight.dtype)], dim=1).contiguous() \
+            if self.has_bias else weight
+
+    def inputs(self, hidden: torch.Tensor, pool_mask: torch.Tensor | None) -> torch.Tensor:
+        """The projection's input rows, a column of ones appended for the bias; rows outside the pool (None: every
+        row is in it) are all zero, so their logits are exactly 0: under a ReLU-based activation a 0 never changes a
+        max-pooled weight."""
+        x = self.features(hidden)
+        if self.has_bias:
+            x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
+        return x if pool_mask is None else x * pool_mask.unsqueeze(-1).to(x.dtype)
+
+
+def _without_submodule(root: torch.nn.Module, path: str) -> torch.nn.Module:
+    """A shallow copy of ``root`` whose submodule at ``path`` is an Identity (parameters are shared, not copied)."""
+    head, _, rest = path.partition(".")
+    copy = torch.nn.Module.__new__(type(root))
+    copy.__dict__ = dict(root.__dict__)
+    copy._modules = dict(root._modules)
+    copy._modules[head] = _without_submodule(root._modules[head], rest) if rest else torch.nn.Identity()
+    return copy
 
 
 class Backbone:
@@ -139,12 +178,27 @@ class Backbone:
     MLMs and causal LMs) and reproduces the model's own logits, ``expansion`` runs the transformer body once and the
     head over chunks of positions, keeping a running pool: the (B, L, V) logits tensor, the largest in the
     computation, never exists whole, and positions outside the pool (an echo's first copy) skip the head entirely.
+    Max pooling goes further where the head ends in a linear projection (checked the same way): the projection runs
+    in blocks of (texts x vocabulary) without its bias-broadcast copy or a mask pass, the bias riding as one more
+    input column (see ``_LinearTail``). The vocabulary projection is most of a small model's work: for
+    BERT-tiny (hidden 128) it is 30,522 x 128 multiply-adds per token against about 200,000 for the two layers.
     """
 
     def __init__(self, model: torch.nn.Module, decoder: bool) -> None:
         self.model = model.eval()
         self.decoder = decoder
         self.head = self._separable_head()
+        self.tail = self._linear_tail()
+
+    def _check_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        device = next(self.model.parameters()).device
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, self.output_size, (2, 8), generator=generator).to(device)
+        return ids, torch.ones_like(ids)
+
+    def _same_logits(self, split: torch.Tensor, full: torch.Tensor) -> bool:
+        return split.shape == full.shape and torch.allclose(split, full, rtol=1e-3, atol=1e-3 * float(
+            full.abs().max().clamp_min(1.0)))
 
     def _separable_head(self) -> torch.nn.Module | None:
         """The module mapping last hidden states to logits, if the model's forward does nothing after it (checked on
@@ -153,10 +207,7 @@ class Backbone:
         config = getattr(self.model, "config", None)
         if size is None or any("softcap" in key and value for key, value in vars(config or {}).items()):
             return None
-        device = next(self.model.parameters()).device
-        generator = torch.Generator().manual_seed(0)
-        ids = torch.randint(0, size, (2, 8), generator=generator).to(device)
-        attention = torch.ones_like(ids)
+        ids, attention = self._check_inputs()
         for name in ("cls", "lm_head"):
             head = getattr(self.model, name, None)
             if not isinstance(head, torch.nn.Module):
@@ -167,10 +218,24 @@ class Backbone:
                     split = head(self.hidden(ids, attention)).float()
                 except (RuntimeError, TypeError, ValueError):
                     continue
-            if split.shape == full.shape and torch.allclose(split, full, rtol=1e-3, atol=1e-3 * float(
-                    full.abs().max().clamp_min(1.0))):
+            if self._same_logits(split, full):
                 return head
         return None
+
+    def _linear_tail(self) -> _LinearTail | None:
+        """The head as features + linear projection, when the output embeddings are a Linear inside the head and
+        that split reproduces the head's logits (checked on a small input)."""
+        decoder = self.model.get_output_embeddings() if self.head is not None else None
+        if not isinstance(decoder, torch.nn.Linear) or not any(m is decoder for m in self.head.modules()):
+            return None
+        tail = _LinearTail(self.head, decoder)
+        ids, attention = self._check_inputs()
+        with torch.inference_mode():
+            hidden = self.hidden(ids, attention)
+            full = self.head(hidden).float()
+            x = tail.inputs(hidden, None)
+            split = (x @ tail.augmented.T).float()
+        return tail if self._same_logits(split, full) else None
 
     def expansion(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor,
                   pooling: str, activation: str) -> torch.Tensor:
@@ -178,6 +243,8 @@ class Backbone:
         if self.head is None:
             return pool_expansion(self.logits(input_ids, attention_mask), pool_mask, pooling, activation)
         hidden = self.hidden(input_ids, attention_mask)
+        if self.tail is not None and pooling == "max" and activation in _ZERO_AT_NONPOSITIVE:
+            return self._blocked_max(hidden, pool_mask, activation)
         batch, length = pool_mask.shape
         step = max(1, CHUNK_ELEMENTS // (batch * self.output_size))
         running = None  # max pooling: the running max of raw logits (the activation is monotone, applied once)
@@ -197,6 +264,28 @@ class Backbone:
         if running is None:
             return torch.zeros(batch, self.output_size, dtype=torch.float32, device=input_ids.device)
         return activate(running.float(), activation) if pooling == "max" else running
+
+    def _blocked_max(self, hidden: torch.Tensor, pool_mask: torch.Tensor, activation: str) -> torch.Tensor:
+        """act(max over pooled positions of the logits), the projection run per block of texts x vocabulary.
+        Positions outside the pool give logits of exactly 0 (see ``_LinearTail.inputs``), which leaves
+        act(max) unchanged because act(x) = 0 for x <= 0; a text with no pooled position gets all zeros."""
+        tail = self.tail
+        x = tail.inputs(hidden, None if bool(pool_mask.all()) else pool_mask)
+        weight = tail.augmented
+        batch, length = pool_mask.shape
+        vocab = weight.shape[0]
+        budget = CPU_BLOCK_ELEMENTS if x.device.type == "cpu" else CHUNK_ELEMENTS
+        width = min(vocab, max(256, budget // max(length, 1)))
+        rows = max(1, min(batch, budget // (max(length, 1) * width)))
+        out = None  # allocated at the first block, in the dtype the product has (bf16/fp16 under autocast)
+        for r in range(0, batch, rows):
+            texts = x[r:r + rows]
+            for v in range(0, vocab, width):
+                logits = torch.matmul(texts, weight[v:v + width].T)
+                if out is None:
+                    out = torch.empty(batch, vocab, dtype=logits.dtype, device=x.device)
+                torch.amax(logits, dim=1, out=out[r:r + rows, v:v + width])
+        return activate(out.float(), activation)
 
     @property
     def output_size(self) -> int | None:
@@ -319,6 +408,9 @@ class SideEncoder:
         tokenized = self.tokenize(texts)
         if not self.config.needs_model:
             return self._encode_static(tokenized)
+        if len(texts) == 1:  # one query: no batching, no reordering, nothing to pad
+            return sparsify_to_csr(self._batch_weights(tokenized, np.zeros(1, np.int64)), self.config.top_k,
+                                   self.config.threshold)
         batches = length_batches(tokenized.lengths, self.runtime.batch_size, self.runtime.max_batch_tokens)
         parts: list[SparseVectors] = []
         with tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
