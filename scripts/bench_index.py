@@ -8,9 +8,13 @@ query_cut × heap_factor both engines report recall@10, mean and p99 single-thre
 cores, build time and index bytes. Writes ``<out>.json``, ``<out>.md`` and ``<out>.png`` (recall against mean
 latency).
 
-Datasets: ``synthetic:<dir>`` (``docs.npz``/``queries.npz`` from scripts/make_synthetic.py) or ``beir:<name>`` (BM25
+Datasets: ``synthetic:<dir>`` (``docs.npz``/``queries.npz`` from scripts/make_synthetic.py), ``beir:<name>`` (BM25
 impacts of a shared BEIR corpus from tremor's BM25Encoder, queries as term counts: every query of queries.jsonl with
-at least one term in the vocabulary).
+at least one term in the vocabulary), or ``vectors:DOCS[,DOCS...]@QUERIES[,QUERIES...]``: vector directories written
+by ``tremor encode`` (e.g. a learned-sparse model's documents and queries), the documents of several files
+concatenated in the order given, likewise the queries (every query with at least one non-zero)::
+
+    python scripts/bench_index.py --dataset "vectors:sf-docs,nf-docs@sf-queries,nf-queries"
 
 Measurement: the machine may be shared, so each timing is repeated ``--rounds`` times, alternating the engines, and
 the best round counts (for latency, the per-query minimum over rounds; then mean and p99 over queries). Both engines
@@ -65,7 +69,28 @@ def load_dataset(spec: str, beir_root: Path) -> tuple[str, SparseVectors, Sparse
         queries = encoder.encode_queries([q.text for q in read_queries(root)])
         keep = np.flatnonzero(queries.row_nnz() > 0)
         return f"BEIR {where} (BM25)", docs, queries[keep]
-    raise SystemExit(f"unknown dataset '{spec}': use synthetic:<dir> or beir:<name>")
+    if kind == "vectors":
+        from tremor.encoders.vector_files import read_vectors
+
+        doc_dirs, _, query_dirs = where.partition("@")
+        if not query_dirs:
+            raise SystemExit(f"'{spec}': use vectors:DOCS[,DOCS...]@QUERIES[,QUERIES...] (tremor encode outputs)")
+        parts = {side: [read_vectors(d.strip(), mmap=False) for d in dirs.split(",")]
+                 for side, dirs in (("document", doc_dirs), ("query", query_dirs))}
+        for side, loaded in parts.items():
+            for _, vectors, meta in loaded:
+                if meta.get("side") != side:
+                    raise SystemExit(f"'{spec}': {meta.get('source')} holds {meta.get('side')} vectors, not {side}s")
+                if vectors.vocab_id != loaded[0][1].vocab_id or vectors.vocab_id != parts["document"][0][1].vocab_id:
+                    raise SystemExit(f"'{spec}': the vector files come from different vocabularies")
+        docs = SparseVectors.concat([v for _, v, _ in parts["document"]])
+        queries = SparseVectors.concat([v for _, v, _ in parts["query"]])
+        keep = np.flatnonzero(queries.row_nnz() > 0)
+        encoder = parts["document"][0][2].get("encoder", {})
+        label = encoder.get("named_model") or Path(str(encoder.get("model", "?"))).name
+        names = "+".join(Path(m.get("source", "?")).name for _, _, m in parts["document"])
+        return f"{names} ({label} vectors)", docs, queries[keep]
+    raise SystemExit(f"unknown dataset '{spec}': use synthetic:<dir>, beir:<name> or vectors:<docs>@<queries>")
 
 
 def exact_top(docs: SparseVectors, queries: SparseVectors, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -99,3 +99,52 @@ def test_bad_arguments_rejected():
         fuse(SPARSE, DENSE, "harmonic")
     with pytest.raises(QueryError):
         fuse(SPARSE, ranked([[(1, 1.0)], [(2, 1.0)]]))
+
+
+# ------------------------------------------------------------------------------------------------ three lists
+def test_fuse_many_by_hand_three_lists():
+    from tremor.search.fusion import fuse_many
+
+    bm25 = ranked([[(11, 8.0), (13, 4.0)]])
+    # min-max: sparse 10→1, 11→0.5, 12→0; dense 12→1, 13→0; bm25 11→1, 13→0; every floor 0
+    got = as_pairs(fuse_many([SPARSE, DENSE, bm25], "minmax", weights=(0.5, 0.3, 0.2)))
+    expected = {10: 0.5, 11: 0.5 * 0.5 + 0.2 * 1, 12: 0.3 * 1, 13: 0.0}
+    assert [d for d, _ in got] == [10, 11, 12, 13]
+    assert got == [(d, round(expected[d], 6)) for d in (10, 11, 12, 13)]
+    # RRF: 1/(k + rank) summed over the lists a document appears in
+    got = dict(as_pairs(fuse_many([SPARSE, DENSE, bm25], "rrf", rrf_k=1.0)))
+    assert got[11] == pytest.approx(1 / 3 + 1 / 2, abs=1e-6) and got[13] == pytest.approx(1 / 3 + 1 / 3, abs=1e-6)
+    # z-score: a document missing from a list gets that list's floor (its lowest z), per list
+    z = dict(as_pairs(fuse_many([SPARSE, DENSE, bm25], "zscore")))
+    s_vals, s_floor = normalize_scores(*SPARSE, "zscore")
+    d_vals, d_floor = normalize_scores(*DENSE, "zscore")
+    b_vals, b_floor = normalize_scores(*bm25, "zscore")
+    assert z[10] == pytest.approx((s_vals[0, 0] + d_floor[0] + b_floor[0]) / 3, abs=1e-5)
+    assert z[13] == pytest.approx((s_floor[0] + d_vals[0, 1] + b_vals[0, 1]) / 3, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["minmax", "zscore", "raw", "rrf"])
+def test_fuse_many_of_two_lists_equals_fuse(method):
+    from tremor.search.fusion import fuse_many
+
+    rng = np.random.default_rng(3)
+    rows_a = [[(int(d), float(s)) for d, s in zip(rng.choice(40, 12, replace=False), sorted(rng.random(12))[::-1],
+                                                   strict=True)] for _ in range(5)]
+    rows_b = [[(int(d), float(s)) for d, s in zip(rng.choice(40, 7, replace=False), sorted(rng.random(7))[::-1],
+                                                   strict=True)] for _ in range(5)]
+    a, b = ranked(rows_a), ranked(rows_b)
+    two = fuse(a, b, method, alpha=0.7, k=15, rrf_k=5.0)
+    many = fuse_many([a, b], method, weights=None if method == "rrf" else (0.7, 0.3), k=15, rrf_k=5.0)
+    np.testing.assert_array_equal(two[1], many[1])
+    np.testing.assert_allclose(two[0], many[0], rtol=1e-6, atol=1e-6)
+
+
+def test_fuse_many_errors():
+    from tremor.search.fusion import fuse_many
+
+    with pytest.raises(QueryError, match="at least two"):
+        fuse_many([SPARSE])
+    with pytest.raises(QueryError, match="one weight"):
+        fuse_many([SPARSE, DENSE, DENSE], weights=(1.0, 0.5))
+    with pytest.raises(QueryError, match="unknown fusion"):
+        fuse_many([SPARSE, DENSE], "median")

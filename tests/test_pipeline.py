@@ -165,3 +165,31 @@ def test_cli_eval_runs_pipelines_and_matches_the_python_pipeline(tmp_path, index
                        str(tremor.build_index(data / "tiny_corpus.jsonl", tmp_path / "plain", progress=False)),
                        "--dense", "--out", str(tmp_path / "e2"), "--quiet")
     assert no_dense.returncode != 0 and "add-dense" in no_dense.stderr and "Traceback" not in no_dense.stderr
+
+
+def test_three_way_fusion_stage(tmp_path, hybrid, index_dir):
+    """SPLADE-like + dense + BM25 fused in one step equals fuse_many of the three runs; indexes of another corpus
+    are refused."""
+    from tremor.search.fusion import fuse_many
+    from tremor.search.pipeline import FuseAll, three_way_pipeline
+
+    # a second sparse index of the same corpus, with other document weights (BM25 with other parameters)
+    other = tremor.Searcher.load(tremor.build_index(ROOT / "tests" / "data" / "tiny_corpus.jsonl", tmp_path / "b",
+                                                    encoder=tremor.BM25Encoder(k1=0.5, b=0.2), progress=False))
+    stage = three_way_pipeline(hybrid.sparse, hybrid.dense, other, "minmax", (0.5, 0.3, 0.2), depth=6)
+    assert isinstance(stage, FuseAll)
+    run = stage(QUERIES)
+    parts = [SparseRetrieve(hybrid.sparse, 6)(QUERIES), DenseRetrieve(hybrid.dense, 6)(QUERIES),
+             SparseRetrieve(other, 6)(QUERIES)]
+    scores, numbers = fuse_many([p.ranked for p in parts], "minmax", (0.5, 0.3, 0.2), 6)
+    np.testing.assert_array_equal(run.numbers, numbers)
+    np.testing.assert_allclose(run.scores, scores)
+    assert run.dense_queries is not None and run.sparse_queries is not None
+    # the BM25 side changes the ranking: not the same as the two-way hybrid
+    two = Fuse(SparseRetrieve(hybrid.sparse, 6), DenseRetrieve(hybrid.dense, 6), "minmax", 0.5, 6)(QUERIES)
+    assert not np.array_equal(two.scores, run.scores)
+    smaller = tmp_path / "small.jsonl"
+    smaller.write_text("\n".join((ROOT / "tests" / "data" / "tiny_corpus.jsonl").read_text().splitlines()[:3]))
+    elsewhere = tremor.Searcher.load(tremor.build_index(smaller, tmp_path / "c", progress=False))
+    with pytest.raises(TremorError, match="different documents"):
+        three_way_pipeline(hybrid.sparse, hybrid.dense, elsewhere)

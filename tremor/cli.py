@@ -64,13 +64,17 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
               help="Seismic α (summary_energy): share of a block summary's L1 mass kept.")
 @click.option("--knn", type=int, default=None, help="Seismic κ: neighbours stored per document (SeismicWave).")
 @click.option("--batch-size", default=256, show_default=True, help="Documents per encoder batch.")
+@click.option("--vectors", "vectors_dir", default=None, type=click.Path(path_type=Path),
+              help="Document vectors from 'tremor encode' of this corpus: index them instead of encoding again "
+                   "(--encoder then defaults to the model they record).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
+@click.pass_context
+def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
                 n_postings: float | None, centroid_fraction: float | None, summary_energy: float | None,
-                knn: int | None, batch_size: int, overwrite: bool, quiet: bool) -> None:
-    """Encode a corpus and write an index directory."""
-    from tremor.index.builder import build_index
+                knn: int | None, batch_size: int, vectors_dir: Path | None, overwrite: bool, quiet: bool) -> None:
+    """Encode a corpus (or take its vectors from 'tremor encode') and write an index directory."""
+    from tremor.index.builder import build_index, build_index_from_vectors
 
     extra = _parse_params(params)
     seismic = {"n_postings": n_postings, "centroid_fraction": centroid_fraction, "summary_energy": summary_energy,
@@ -83,8 +87,13 @@ def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: t
             seismic["n_postings"] = int(seismic["n_postings"])
         extra.update(seismic)
     started = time.perf_counter()
-    path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite, batch_size=batch_size,
-                       progress=not quiet, **extra)
+    if vectors_dir is not None:
+        given = ctx.get_parameter_source("encoder") != click.core.ParameterSource.DEFAULT
+        path = build_index_from_vectors(vectors_dir, corpus, out, encoder if given else None, index_spec,
+                                        overwrite=overwrite, progress=not quiet, **extra)
+    else:
+        path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite,
+                           batch_size=batch_size, progress=not quiet, **extra)
     from tremor.index.storage import read_manifest
 
     manifest = read_manifest(path)

@@ -87,3 +87,48 @@ def build_index(corpus: str | Path | Iterable[Document], out: str | Path, encode
     return write_index(out, built, documents, encoder, overwrite=overwrite, extra_manifest={
         "corpus": source, "build_seconds": round(time.perf_counter() - started, 3),
         "counts": {"documents": len(documents), "postings": vectors.nnz}})
+
+
+def build_index_from_vectors(vectors_dir: str | Path, corpus: str | Path, out: str | Path,
+                             encoder: str | SparseEncoder | None = None, index: str = "exact",
+                             overwrite: bool = False, progress: bool = True, **index_params) -> Path:
+    """Build an index directory from document vectors ``tremor encode`` wrote (nothing is encoded again) and the
+    corpus they came from (ids and texts for the document store, in the same order).
+
+    ``encoder`` is the model queries will be encoded with (default: the one the vectors record); its vocabulary must
+    be the vectors'. A BM25 index needs the corpus statistics of its encoder: build it from the corpus instead."""
+    from tremor.encoders.vector_files import read_vectors
+    from tremor.errors import VocabularyMismatchError
+
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise TremorError(f"{out} already exists; choose another path or pass overwrite=True (--overwrite)")
+    ids, vectors, meta = read_vectors(vectors_dir, mmap=False)
+    if meta.get("side") != "document":
+        raise TremorError(f"{vectors_dir}: holds {meta.get('side')} vectors; an index needs document vectors")
+    recorded = meta.get("encoder") or {}
+    if encoder is None:
+        encoder = recorded.get("named_model") or recorded.get("model")
+        if not encoder:
+            raise TremorError(f"{vectors_dir}: records no encoder; name the one queries will use (--encoder)")
+    if isinstance(encoder, str) and encoder.lower() == "bm25":
+        raise TremorError("a BM25 index needs its encoder's corpus statistics; build it from the corpus "
+                          "('tremor index build --corpus ... --encoder bm25')")
+    encoder = get_encoder(encoder)
+    if vectors.vocab_id != encoder.vocab_id:
+        raise VocabularyMismatchError(f"{vectors_dir}: vectors of vocabulary {vectors.vocab_id}, but the encoder "
+                                      f"has {encoder.vocab_id}; encode the corpus with this encoder")
+    documents = list(tqdm(read_documents(corpus), desc="reading", unit="doc", disable=not progress))
+    if len(documents) != len(ids):
+        raise TremorError(f"{vectors_dir}: {len(ids)} vectors but {corpus} has {len(documents)} documents")
+    for number, (doc, vector_id) in enumerate(zip(documents, ids, strict=True)):
+        if doc.id != vector_id:
+            raise TremorError(f"{vectors_dir}: vector {number} has id '{vector_id}' but document {number} of "
+                              f"{corpus} has id '{doc.id}'; the vectors were encoded from another corpus")
+    index_type, params = parse_index_spec(index)
+    params.update(index_params)
+    built = index_class(index_type).build(vectors, **params)
+    return write_index(out, built, documents, encoder, overwrite=overwrite, extra_manifest={
+        "corpus": str(corpus), "vectors": str(vectors_dir), "build_seconds": round(time.perf_counter() - started, 3),
+        "counts": {"documents": len(documents), "postings": vectors.nnz}})

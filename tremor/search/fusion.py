@@ -179,3 +179,84 @@ def fuse(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], met
     if method not in FUSION_METHODS:
         raise QueryError(f"unknown fusion method '{method}' (known: {', '.join(FUSION_METHODS)})")
     return interpolate(a, b, alpha=alpha, normalization=method, k=k)
+
+
+# ------------------------------------------------------------------------------------------ more than two lists
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _combine_many(values: np.ndarray, numbers: np.ndarray, floors: np.ndarray, weights: np.ndarray,
+                  k: int) -> tuple:
+    """Per query, the top k of Σ_l weights[l]·value_l over the union of m lists (values/numbers [m, n, width],
+    floors [m, n]; a list a document is missing from counts its floor); ties rank the smaller document number
+    first."""
+    m, n, width = values.shape
+    out_scores = np.full((n, k), -np.inf, dtype=np.float64)
+    out_numbers = np.full((n, k), -1, dtype=np.int64)
+    for q in numba.prange(n):
+        docs = np.empty(m * width, dtype=np.int64)
+        vals = np.empty(m * width, dtype=np.float64)
+        source = np.empty(m * width, dtype=np.int64)
+        count = 0
+        for lst in range(m):
+            for i in range(width):
+                if numbers[lst, q, i] >= 0:
+                    docs[count] = numbers[lst, q, i]
+                    vals[count] = values[lst, q, i]
+                    source[count] = lst
+                    count += 1
+        order = np.argsort(docs[:count], kind="mergesort")
+        base = 0.0
+        for lst in range(m):
+            base += weights[lst] * floors[lst, q]
+        heap_scores = np.empty(k, dtype=np.float64)
+        heap_docs = np.empty(k, dtype=np.int64)
+        size = 0
+        j = 0
+        while j < count:
+            doc = docs[order[j]]
+            fused = base
+            while j < count and docs[order[j]] == doc:
+                p = order[j]
+                fused += weights[source[p]] * (vals[p] - floors[source[p], q])
+                j += 1
+            size = heap_push(heap_scores, heap_docs, size, k, fused, doc)
+        heap_drain_sorted(heap_scores, heap_docs, size, out_scores[q], out_numbers[q])
+    return out_scores, out_numbers
+
+
+def fuse_many(lists: list[tuple[np.ndarray, np.ndarray]], method: str = "minmax",
+              weights: list[float] | tuple[float, ...] | None = None, k: int | None = None,
+              rrf_k: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse any number of ranked lists over the same documents (e.g. SPLADE + dense + BM25): Σ wᵢ·norm(sᵢ) per
+    query after 'minmax', 'zscore' or 'raw' normalization (a list missing a document counts its floor, as in
+    ``interpolate``), or 'rrf' with Σ wᵢ/(rrf_k + rankᵢ). Weights default to equal shares summing to 1 (1 each for
+    RRF). Two lists give what ``fuse`` gives with alpha = weights[0] (to float rounding)."""
+    if len(lists) < 2:
+        raise QueryError(f"fuse_many needs at least two ranked lists (got {len(lists)})")
+    if method not in FUSION_METHODS:
+        raise QueryError(f"unknown fusion method '{method}' (known: {', '.join(FUSION_METHODS)})")
+    arrays = [_as_arrays(ranked) for ranked in lists]
+    n = len(arrays[0][0])
+    if any(len(scores) != n for scores, _ in arrays):
+        raise QueryError(f"cannot fuse lists for {[len(scores) for scores, _ in arrays]} queries")
+    if weights is None:
+        weights = [1.0] * len(arrays) if method == "rrf" else [1.0 / len(arrays)] * len(arrays)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(arrays),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise QueryError(f"give one weight >= 0 per list ({len(arrays)} lists, got {list(weights)})")
+    width = max(max(numbers.shape[1] for _, numbers in arrays), 1)
+    values = np.zeros((len(arrays), n, width))
+    numbers_all = np.full((len(arrays), n, width), -1, dtype=np.int64)
+    floors = np.zeros((len(arrays), n))
+    for i, (scores, numbers) in enumerate(arrays):
+        if method == "rrf":
+            normalized, floor = reciprocal_ranks(numbers, rrf_k), np.zeros(n)
+        else:
+            normalized, floor = normalize_scores(scores, numbers, method)
+        values[i, :, :numbers.shape[1]] = normalized
+        numbers_all[i, :, :numbers.shape[1]] = numbers
+        floors[i] = floor
+    k = max(sum(numbers.shape[1] for _, numbers in arrays), 1) if k is None else int(k)
+    if k < 1:
+        raise QueryError(f"k must be at least 1 (got {k})")
+    scores, numbers = _combine_many(values, numbers_all, floors, weights, k)
+    return scores.astype(np.float32), numbers

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tremor.errors import QueryError, TremorError
-from tremor.search.fusion import FUSION_METHODS, fuse
+from tremor.search.fusion import FUSION_METHODS, fuse, fuse_many
 from tremor.search.prf import VECTOR_PRF_METHODS, feedback_documents, rocchio, sparse_document_vectors, vector_prf
 from tremor.sparse import SparseVectors
 
@@ -244,6 +244,53 @@ class Fuse(Stage):
         return Run(run.queries, scores, numbers,
                    a.sparse_queries if a.sparse_queries is not None else b.sparse_queries,
                    b.dense_queries if b.dense_queries is not None else a.dense_queries)
+
+
+@dataclass
+class FuseAll(Stage):
+    """Run several stages on the same input and fuse all their lists at once (``tremor.search.fusion.fuse_many``):
+    Σ wᵢ·norm(sᵢ), or RRF. Three-way hybrid search is ``FuseAll([splade, dense, bm25])``. The stages must rank the
+    same documents under the same internal numbers (indexes of one corpus, in one order). The output keeps the
+    first stage's sparse query vectors and the first dense ones."""
+
+    stages: list[Stage]
+    method: str = _DEFAULTS.fusion
+    weights: tuple[float, ...] | None = None
+    k: int | None = None
+    rrf_k: float = _DEFAULTS.rrf_k
+
+    def transform(self, run: Run) -> Run:
+        runs = [stage.transform(run) for stage in self.stages]
+        scores, numbers = fuse_many([r.ranked for r in runs], self.method, self.weights, self.k, self.rrf_k)
+        sparse = next((r.sparse_queries for r in runs if r.sparse_queries is not None), None)
+        dense = next((r.dense_queries for r in runs if r.dense_queries is not None), None)
+        return Run(run.queries, scores, numbers, sparse, dense)
+
+
+def same_documents(*searchers) -> None:
+    """Raise TremorError unless the searchers' document stores hold the same ids in the same order (so their
+    internal numbers name the same documents and their lists can be fused)."""
+    from tremor.search.dense import ids_hash
+
+    hashes = set()
+    for searcher in searchers:
+        if getattr(searcher, "docstore", None) is not None:
+            hashes.add(ids_hash(searcher.docstore.ids()))
+        elif (getattr(searcher, "manifest", None) or {}).get("doc_ids_hash"):
+            hashes.add(searcher.manifest["doc_ids_hash"])
+    sizes = {s.n_docs for s in searchers}
+    if len(hashes) > 1 or len(sizes) > 1:
+        raise TremorError(f"cannot fuse these indexes: they hold different documents or orders ({sorted(sizes)} "
+                          "documents); build every index from the same corpus")
+
+
+def three_way_pipeline(splade, dense, bm25, method: str = "minmax", weights: tuple[float, float, float] | None = None,
+                       depth: int = _DEFAULTS.depth, rrf_k: float = _DEFAULTS.rrf_k) -> Stage:
+    """Learned sparse + dense + BM25 retrieval fused in one step (``FuseAll``), over a SPLADE Searcher, a
+    DenseSearcher and a BM25 Searcher of the same corpus; weights in that order (default equal)."""
+    same_documents(splade, dense, bm25)
+    return FuseAll([SparseRetrieve(splade, depth), DenseRetrieve(dense, depth), SparseRetrieve(bm25, depth)],
+                   method, weights, depth, rrf_k)
 
 
 def hybrid_pipeline(sparse=None, dense=None, config: PipelineConfig | None = None, **overrides) -> Stage:
