@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--target-nnz", type=int, default=200, help="minilm-mlm: calibrated non-zeros per document")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="tremor: auto (bf16 autocast on CUDA), fp32, bf16, fp16")
     parser.add_argument("--profile", action="store_true", help="add where tremor's time goes (torch profiler)")
     parser.add_argument("--out", default=None, help="output stem [default: results/bench_encoders_<model>]")
     args = parser.parse_args()
@@ -151,7 +152,7 @@ def main() -> None:
         else:
             model_dir = build_model(args.max_length, args.target_nnz, calibration, Path(tmp) / "minilm-mlm")
             model_name = "all-MiniLM-L6-v2 + tied MLM head (BertForMaskedLM), bias calibrated"
-        encoder = load_encoder(model_dir, device=args.device, batch_size=args.batch_size,
+        encoder = load_encoder(model_dir, device=args.device, precision=args.precision, batch_size=args.batch_size,
                                document_max_length=args.max_length, query_max_length=64)
         device = encoder.runtime.device
         from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -161,7 +162,7 @@ def main() -> None:
         st_docs_model = st_encoder(model_dir, args.max_length, device)
         st_query_model = st_encoder(model_dir, 64, device)
         # tremor with the blocked CPU projection off: a second encoder object whose backbones have no linear tail
-        chunked = load_encoder(model_dir, device=args.device, batch_size=args.batch_size,
+        chunked = load_encoder(model_dir, device=args.device, precision=args.precision, batch_size=args.batch_size,
                                document_max_length=args.max_length, query_max_length=64)
         for side in ("document", "query"):
             chunked._side(side).backbone.tail = None
