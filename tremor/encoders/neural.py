@@ -56,7 +56,7 @@ from tremor.encoders.decoder import decoder_config
 from tremor.encoders.inference_free import IDF_FILE, idf_table, inference_free_config, read_idf_json, write_idf_json
 from tremor.encoders.splade import splade_config
 from tremor.errors import IndexFormatError, TremorError, VocabularyMismatchError
-from tremor.index.storage import atomic_directory
+from tremor.index.storage import atomic_directory, replaceable_if
 from tremor.sparse import SparseVectors
 
 if TYPE_CHECKING:  # torch and transformers load only when a model does: importing this module stays cheap
@@ -586,7 +586,7 @@ def save_model_dir(directory: str | Path, config: EncoderConfig | str = "splade"
         raise TremorError(f"the '{config.kind}' encoder weights queries by IDF; pass idf= (see compute_idf)")
     vocab_size = int(model.config.vocab_size) if model is not None else len(tokenizer)
     _vocab_tokens(tokenizer, vocab_size, "save_model_dir")
-    with atomic_directory(directory, overwrite=overwrite) as tmp:
+    with atomic_directory(directory, overwrite=overwrite, replaceable=replaceable_if("config.json")) as tmp:
         if model is not None:
             with _quiet_transformers():
                 model.save_pretrained(str(tmp))

@@ -33,7 +33,7 @@ from tremor.corpus import Document, Query
 from tremor.encoders import SparseEncoder
 from tremor.errors import TremorError
 from tremor.eval.runs import Run
-from tremor.index.storage import atomic_directory
+from tremor.index.storage import atomic_directory, replaceable_if
 from tremor.sparse import SparseVectors
 
 INCUBATOR_MODULE = "jdk.incubator.vector"
@@ -116,7 +116,7 @@ def start_jvm() -> dict:
 def _index_collection(collection: str, input_dir: Path, out: Path, threads: int, extra: Sequence[str] = (),
                       overwrite: bool = False) -> Path:
     jvm = start_jvm()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, replaceable=replaceable_if("segments_*")) as tmp:
         args = ["-collection", collection, "-input", str(input_dir), "-index", str(tmp), "-generator",
                 "DefaultLuceneDocumentGenerator", "-threads", str(threads), "-quiet", *extra]
         try:

@@ -24,6 +24,7 @@ from tremor.eval.datasets import Dataset
 from tremor.eval.metrics import DEFAULT_MEASURES, Evaluation, evaluate_run
 from tremor.eval.runs import Run, cut_run
 from tremor.index.docstore import DOCSTORE_FILE
+from tremor.index.exact import clamp_k
 from tremor.search import Searcher
 
 
@@ -64,6 +65,10 @@ class SearcherRetriever:
         recorded = searcher.manifest.get("build_seconds")  # written by build_index
         build_seconds = float(recorded) if isinstance(recorded, (int, float)) else None
         return cls(searcher, name or path.name, path, build_seconds, **search_params)
+
+    @property
+    def n_docs(self) -> int:
+        return self.searcher.n_docs
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]  # a blank query simply finds nothing
@@ -117,6 +122,10 @@ class PipelineRetriever:
         hybrid = HybridSearcher.load(path, dense=config.retriever != "sparse", model=model, device=device)
         hybrid.sparse.search_params.update(search_params)
         return cls(hybrid, config, name or path.name, path)
+
+    @property
+    def n_docs(self) -> int:
+        return self.hybrid.sparse.n_docs
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]
@@ -203,10 +212,9 @@ def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
     """Run all queries of the dataset through the system under the BEIR protocol (top k, and with
     ``remove_query_ids`` a hit whose id equals the query id is dropped) and score the run. ``latency_k`` also times
     the queries one at a time at that depth; timings are the best of ``repeats`` runs."""
-    if k < 1:
-        raise TremorError(f"k must be at least 1 (got {k})")
     if not isinstance(retriever, Retriever):
         raise TremorError(f"{retriever!r} is not a system: it needs a name and retrieve(queries, k)")
+    k = clamp_k(k, getattr(retriever, "n_docs", None))  # no more hits than documents, whatever is asked
     retriever.retrieve(dataset.queries[:32], k)  # warm up, so the batch time holds no one-off compilation
     depth = k + 1 if remove_query_ids else k
     seconds = float("inf")

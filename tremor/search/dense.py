@@ -28,7 +28,15 @@ import numpy as np
 
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
-from tremor.index.storage import atomic_directory, check_manifest, file_sha256, read_manifest, sequence_hash
+from tremor.index.exact import clamp_k
+from tremor.index.storage import (
+    atomic_directory,
+    check_manifest,
+    file_sha256,
+    read_manifest,
+    replaceable_if,
+    sequence_hash,
+)
 
 DENSE_DIR = "dense"
 DENSE_FORMAT = "tremor-dense"
@@ -82,8 +90,7 @@ class DenseIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise QueryError(f"dense queries must be a [n, {self.dim}] matrix (got {list(queries.shape)})")
-        if int(k) < 1:
-            raise QueryError(f"k must be at least 1 (got {k})")
+        k = clamp_k(k, self.n_docs)
         if search_params:
             space = faiss.ParameterSpace()
             for name, value in search_params.items():
@@ -103,7 +110,8 @@ class DenseIndex:
     def save(self, directory: Path, encoder_config: dict, doc_ids_hash: str | None = None,
              overwrite: bool = False) -> Path:
         """Write this index as ``directory`` (normally ``INDEX/dense``), atomically."""
-        with atomic_directory(directory, overwrite=overwrite) as tmp:
+        with atomic_directory(directory, overwrite=overwrite,
+                              replaceable=replaceable_if("manifest.json", DENSE_FORMAT)) as tmp:
             np.save(tmp / VECTORS_FILE, np.ascontiguousarray(self.vectors), allow_pickle=False)
             files = [VECTORS_FILE]
             if self.factory != "flat":
