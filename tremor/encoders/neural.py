@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -121,14 +120,13 @@ class ModelSource:
 
     @classmethod
     def resolve(cls, spec: str | Path, revision: str | None = None, offline: bool | None = None) -> ModelSource:
-        if offline is None:
-            import huggingface_hub.constants
-
-            offline = bool(huggingface_hub.constants.HF_HUB_OFFLINE) or \
-                os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         path = Path(spec).expanduser()
+        if offline is None and not path.is_dir():
+            from tremor.encoders.hub import downloads_possible
+
+            offline = not downloads_possible()  # offline: fail at once instead of waiting through hub retries
         if path.is_dir():
-            return cls(str(path.resolve()), True, None, offline)
+            return cls(str(path.resolve()), True, None, bool(offline))
         text = str(spec)
         if path.exists():
             raise TremorError(f"{spec}: is a file; give a model directory or a hub name")
@@ -167,7 +165,8 @@ class ModelSource:
             raise TremorError(self._unreachable(f"{type(exc).__name__}: {exc}")) from None
 
     def _unreachable(self, why: str) -> str:
-        mode = "downloads are off (HF_HUB_OFFLINE / offline=True)" if self.offline else "the hub could not be reached"
+        mode = ("downloads are off (HF_HUB_OFFLINE / offline=True) or the hub cannot be reached" if self.offline
+                else "the hub could not be reached")
         return (f"cannot load {self.describe()}: {why}; {mode}. Pass a local model directory instead, or "
                 "download the model where a network exists")
 

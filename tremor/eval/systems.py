@@ -10,6 +10,7 @@ applies the BEIR protocol and the metrics, so every system is measured the same 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,11 @@ class SearcherRetriever:
     def n_docs(self) -> int:
         return self.searcher.n_docs
 
+    @property
+    def doc_ids(self) -> np.ndarray | None:
+        """External ids of the indexed documents (None without a document store)."""
+        return self._ids
+
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]  # a blank query simply finds nothing
         if not searchable:
@@ -126,6 +132,11 @@ class PipelineRetriever:
     @property
     def n_docs(self) -> int:
         return self.hybrid.sparse.n_docs
+
+    @property
+    def doc_ids(self) -> np.ndarray | None:
+        """External ids of the indexed documents (None without a document store)."""
+        return self._ids
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]
@@ -215,6 +226,7 @@ def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
     if not isinstance(retriever, Retriever):
         raise TremorError(f"{retriever!r} is not a system: it needs a name and retrieve(queries, k)")
     k = clamp_k(k, getattr(retriever, "n_docs", None))  # no more hits than documents, whatever is asked
+    check_judged_documents(retriever, dataset)
     retriever.retrieve(dataset.queries[:32], k)  # warm up, so the batch time holds no one-off compilation
     depth = k + 1 if remove_query_ids else k
     seconds = float("inf")
@@ -233,3 +245,21 @@ def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
                         n_queries=len(dataset.queries), search_seconds=seconds, latency_ms=latency,
                         index_bytes=getattr(retriever, "index_bytes", None),
                         build_seconds=getattr(retriever, "build_seconds", None))
+
+
+def check_judged_documents(retriever: Retriever, dataset: Dataset) -> None:
+    """Refuse a system whose documents include none of the dataset's judged documents (an index of another corpus
+    scores zero everywhere), and warn when it holds fewer than half of them."""
+    ids = getattr(retriever, "doc_ids", None)
+    if ids is None:
+        return
+    judged = {doc for hits in dataset.qrels.values() for doc in hits}
+    if not judged:
+        return
+    present = len(judged & set(ids))
+    if present == 0:
+        raise TremorError(f"system '{retriever.name}' holds none of the {len(judged)} documents judged in "
+                          f"{dataset.name}: it was built from another corpus, so every score would be 0")
+    if present < len(judged) / 2:
+        warnings.warn(f"system '{retriever.name}' holds only {present} of the {len(judged)} documents judged in "
+                      f"{dataset.name}; was it built from this corpus?", stacklevel=2)
