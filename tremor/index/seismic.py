@@ -458,22 +458,11 @@ class SeismicIndex:
                        f"one per {kernels.SKIP} summary entries")
         # an entry's block (its segment's rank within the list << block_bits, plus its block field) must be one of
         # its list's blocks: the kernel accumulates into a scratch slot per block
-        list_segments = np.asarray(a["list_segment_indptr"])
-        blocks_per_list = np.diff(np.asarray(a["list_block_indptr"]))
-        segment_list = np.repeat(np.arange(vocab_size), np.diff(list_segments))
-        segment_room = blocks_per_list[segment_list] - ((np.arange(n_segments) - list_segments[segment_list])
-                                                        << block_bits)
-        entry_offsets = np.asarray(a["segment_entry_indptr"])
-        mask = (1 << block_bits) - 1
-        for start in range(0, entries.shape[0], v.CHUNK):
-            part = np.asarray(entries[start:start + v.CHUNK])
-            segment = np.searchsorted(entry_offsets, np.arange(start, start + part.shape[0]), side="right") - 1
-            field = ((part >> np.asarray(8, part.dtype)) & np.asarray(mask, part.dtype)).astype(np.int64)
-            outside = field >= segment_room[segment]
-            if outside.any():
-                at = int(np.argmax(outside))
-                raise v.corrupt("summary_entries", f"entry {start + at} names block {int(field[at])} of segment "
-                                f"{int(segment[at])}, which has no such block")
+        bad, block = v.first_entry_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
+                                                    a["segment_entry_indptr"], entries, block_bits)
+        if bad >= 0:
+            raise v.corrupt("summary_entries", f"an entry of segment {bad} names block {block} of its list, which "
+                                               "has fewer blocks")
         knn = a["knn_neighbors"]
         v.check_kind("knn_neighbors", knn, "iu", ndim=2)
         v.check_length("knn_neighbors", knn, n_docs, "one row per document")

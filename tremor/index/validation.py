@@ -12,6 +12,7 @@ Any loader of index arrays (whole indexes, segments) calls these from its ``chec
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from tremor.errors import IndexFormatError
@@ -46,12 +47,9 @@ def check_offsets(name: str, indptr: np.ndarray, n_rows: int, n_items: int, item
         raise corrupt(name, f"first offset is {int(indptr[0])}, expected 0")
     if int(indptr[-1]) != n_items:
         raise corrupt(name, f"last offset is {int(indptr[-1])}, expected the number of {items} ({n_items})")
-    for start in range(0, n_rows, CHUNK):
-        part = np.asarray(indptr[start:start + CHUNK + 1])
-        steps = np.diff(part.astype(np.int64, copy=False))
-        if steps.size and int(steps.min()) < 0:
-            at = start + int(np.argmax(steps < 0))
-            raise corrupt(name, f"offsets decrease at row {at} ({int(indptr[at])} then {int(indptr[at + 1])})")
+    at = _first_decrease(indptr)
+    if at >= 0:
+        raise corrupt(name, f"offsets decrease at row {at} ({int(indptr[at])} then {int(indptr[at + 1])})")
 
 
 def check_ids(name: str, ids: np.ndarray, limit: int, what: str, low: int = 0) -> None:
@@ -73,33 +71,77 @@ def check_values(name: str, values: np.ndarray, nonnegative: bool = True) -> Non
     """Every value is finite (and, for weights, not negative)."""
     check_kind(name, values, "f", values.ndim if isinstance(values, np.ndarray) and values.ndim else 1)
     flat = values.reshape(-1)
-    for start in range(0, flat.shape[0], CHUNK):
-        part = np.asarray(flat[start:start + CHUNK])
-        finite = np.isfinite(part)
-        if not finite.all():
-            at = start + int(np.argmin(finite))
-            raise corrupt(name, f"value {part[at - start]} at position {at} is not finite")
-        if nonnegative and part.size and float(part.min()) < 0:
-            at = start + int(np.argmax(part < 0))
-            raise corrupt(name, f"weight {part[at - start]} at position {at} is negative")
+    if flat.dtype == np.float16:
+        flat = flat.view(np.uint16)  # checked by its bits: Numba has no float16
+        at = _first_bad_half(flat, nonnegative)
+    else:
+        at = _first_bad_value(flat, nonnegative)
+    if at >= 0:
+        value = values.reshape(-1)[at]
+        raise corrupt(name, f"value {value} at position {at} is not finite" if not np.isfinite(value)
+                      else f"weight {value} at position {at} is negative")
 
 
 def check_sorted_rows(name: str, indptr: np.ndarray, items: np.ndarray, what: str) -> None:
-    """Within each CSR row the items strictly increase (ids sorted and unique per row, as written)."""
-    n = items.shape[0]
-    if n < 2:
-        return
-    for start in range(0, n - 1, CHUNK):
-        stop = min(start + CHUNK, n - 1)
-        part = np.asarray(items[start:stop + 1]).astype(np.int64, copy=False)
-        bad = np.flatnonzero(np.diff(part) <= 0) + start  # item bad+1 does not exceed item bad
-        if not bad.size:
-            continue
-        # a row boundary between bad and bad+1 makes the pair legal: bad+1 starts a row
-        starts = np.asarray(indptr)
-        row_starts = np.searchsorted(starts, bad + 1, side="left")
-        legal = (row_starts < starts.shape[0]) & (starts[np.minimum(row_starts, starts.shape[0] - 1)] == bad + 1)
-        if not legal.all():
-            at = int(bad[np.argmin(legal)])
-            raise corrupt(name, f"{what} out of order at position {at + 1} ({int(items[at])} then "
-                                f"{int(items[at + 1])} in one list)")
+    """Within each CSR row the items strictly increase (ids sorted and unique per row, as written); the offsets must
+    have been checked."""
+    at = _first_unsorted(indptr, items)
+    if at >= 0:
+        raise corrupt(name, f"{what} out of order at position {at} ({int(items[at - 1])} then {int(items[at])} in "
+                            "one list)")
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_decrease(indptr: np.ndarray) -> int:
+    for i in range(indptr.shape[0] - 1):
+        if indptr[i + 1] < indptr[i]:
+            return i
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_unsorted(indptr: np.ndarray, items: np.ndarray) -> int:
+    for row in range(indptr.shape[0] - 1):
+        for p in range(indptr[row] + 1, indptr[row + 1]):
+            if items[p] <= items[p - 1]:
+                return p
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_bad_value(values: np.ndarray, nonnegative: bool) -> int:
+    for i in range(values.shape[0]):
+        v = values[i]
+        if not np.isfinite(v) or (nonnegative and v < 0):
+            return i
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_bad_half(bits: np.ndarray, nonnegative: bool) -> int:
+    """float16 bits: exponent all ones is inf or NaN; the sign bit set on a non-zero is negative."""
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        if (b & 0x7C00) == 0x7C00 or (nonnegative and (b & 0x8000) != 0 and (b & 0x7FFF) != 0):
+            return i
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def first_entry_outside_its_list(list_segment_indptr: np.ndarray, list_block_indptr: np.ndarray,
+                                 segment_entry_indptr: np.ndarray, entries: np.ndarray, block_bits: int) -> tuple:
+    """(segment, block) of the first Seismic summary segment holding an entry whose block (the segment's rank in
+    its list << block_bits, plus the entry's block field) is not one of its list's blocks, or (-1, -1). Offsets must
+    have been checked."""
+    mask = (1 << block_bits) - 1
+    for term in range(list_segment_indptr.shape[0] - 1):
+        n_blocks = list_block_indptr[term + 1] - list_block_indptr[term]
+        first = list_segment_indptr[term]
+        for segment in range(first, list_segment_indptr[term + 1]):
+            largest = 0
+            for e in range(segment_entry_indptr[segment], segment_entry_indptr[segment + 1]):
+                largest = max(largest, (entries[e] >> 8) & mask)  # a max reduction: vectorised by the compiler
+            if segment_entry_indptr[segment + 1] > segment_entry_indptr[segment] and \
+                    ((segment - first) << block_bits) + largest >= n_blocks:
+                return segment, ((segment - first) << block_bits) + largest
+    return -1, -1
