@@ -414,7 +414,8 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
             if not quiet:
                 click.echo(f"{result.system}: run {files['run']}, metrics {files['metrics']}", err=True)
     table = markdown_table(results)
-    header = f"{data.name} ({data.split}, {len(data.queries)} queries, top {k})\n\n"
+    shown_k = max((r.k for r in results), default=k)  # k as searched: clamped to the largest document count
+    header = f"{data.name} ({data.split}, {len(data.queries)} queries, top {shown_k})\n\n"
     write_text_atomic(out / "table.md", header + table)
     write_text_atomic(out / "summary.json", json.dumps([r.summary() for r in results], indent=2) + "\n")
     if plot:

@@ -182,6 +182,11 @@ class LuceneBM25:
         system.build_seconds = time.perf_counter() - started
         return system
 
+    @property
+    def n_docs(self) -> int:
+        """Documents in the Lucene index (tremor's eval clamps k to it)."""
+        return int(self.searcher.num_docs)
+
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         run: Run = {q.id: {} for q in queries}
         searchable = [q for q in queries if q.text.strip()]
@@ -298,6 +303,11 @@ class LuceneImpact:
             for i in asked:
                 raw[i] = _hits(results.get(qids[i], []))
         return [_exact_integer_scores(hits) for hits in raw]
+
+    @property
+    def n_docs(self) -> int:
+        """Documents in the Lucene index (tremor's eval clamps k to it)."""
+        return int(self.searcher.get_total_num_docs())
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         if self.encoder is None:
