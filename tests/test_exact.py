@@ -27,17 +27,17 @@ def reference_top_k(docs: SparseVectors, queries: SparseVectors, k: int):
 def test_exact_equals_scipy_top_k(k):
     docs, queries = random_set()
     scores, ids = ExactIndex.build(docs).search(queries, k)
-    assert scores.shape == ids.shape == (len(queries), k)
+    assert scores.shape == ids.shape == (len(queries), min(k, len(docs)))  # k clamped to the document count
     for qi, expected in enumerate(reference_top_k(docs, queries, k)):
         got = [(int(d), float(s)) for d, s in zip(ids[qi], scores[qi], strict=True) if d >= 0]
         assert [d for d, _ in got] == [d for d, _ in expected]
         assert np.allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
 
 
-def test_k_larger_than_collection_pads_and_empty_query_returns_nothing():
+def test_k_larger_than_collection_is_clamped_and_empty_query_returns_nothing():
     docs, queries = random_set(n_docs=5, n_queries=3, vocab=20, seed=4)
     scores, ids = ExactIndex.build(docs).search(queries, k=50)
-    assert ids.shape == (3, 50)
+    assert ids.shape == (3, 5)
     assert np.all((ids >= 0).sum(axis=1) <= 5)
     assert np.all(scores[ids < 0] == -np.inf)
     _, empty_ids = ExactIndex.build(docs).search(SparseVectors.empty(2, 20), k=3)

@@ -67,12 +67,15 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--vectors", "vectors_dir", default=None, type=click.Path(path_type=Path),
               help="Document vectors from 'tremor encode' of this corpus: index them instead of encoding again "
                    "(--encoder then defaults to the model they record).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing index directory (only a tremor index).")
+@click.option("--drop-dense", is_flag=True,
+              help="With --overwrite: allow deleting the index's dense side when the documents changed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
                 n_postings: float | None, centroid_fraction: float | None, summary_energy: float | None,
-                knn: int | None, batch_size: int, vectors_dir: Path | None, overwrite: bool, quiet: bool) -> None:
+                knn: int | None, batch_size: int, vectors_dir: Path | None, overwrite: bool, drop_dense: bool,
+                quiet: bool) -> None:
     """Encode a corpus (or take its vectors from 'tremor encode') and write an index directory."""
     from tremor.index.builder import build_index, build_index_from_vectors
 
@@ -87,33 +90,52 @@ def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_
             seismic["n_postings"] = int(seismic["n_postings"])
         extra.update(seismic)
     started = time.perf_counter()
+    had_dense = overwrite and (out / "dense").is_dir()
     if vectors_dir is not None:
         given = ctx.get_parameter_source("encoder") != click.core.ParameterSource.DEFAULT
         path = build_index_from_vectors(vectors_dir, corpus, out, encoder if given else None, index_spec,
-                                        overwrite=overwrite, progress=not quiet, **extra)
+                                        overwrite=overwrite, progress=not quiet, drop_dense=drop_dense, **extra)
     else:
         path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite,
-                           batch_size=batch_size, progress=not quiet, **extra)
+                           batch_size=batch_size, progress=not quiet, drop_dense=drop_dense, **extra)
     from tremor.index.storage import read_manifest
 
     manifest = read_manifest(path)
     click.echo(f"built {manifest['index_type']} index of {manifest['counts']['documents']} documents at {path} "
                f"in {time.perf_counter() - started:.1f}s")
+    if had_dense:
+        click.echo(f"kept {path / 'dense'} (same documents)" if (path / "dense").is_dir()
+                   else f"removed {path / 'dense'} (--drop-dense)", err=True)
 
 
 @index.command("info")
 @click.argument("index_dir", type=click.Path(path_type=Path))
-@click.option("--verify", is_flag=True, help="Also check every array's sha256.")
+@click.option("--verify", is_flag=True,
+              help="Also check the sha256 of every file the manifests name (arrays, encoder, documents, dense).")
 def index_info(index_dir: Path, verify: bool) -> None:
     """Print an index's manifest (and check its integrity)."""
     from tremor.search import Searcher
+    from tremor.search.integrity import stale_builds_report, verify_index
 
-    searcher = Searcher.load(index_dir, verify=verify)
+    if verify:
+        verified, notes = verify_index(index_dir)
+    searcher = Searcher.load(index_dir)
     manifest = dict(searcher.manifest)
     manifest["arrays"] = {name: {k: v for k, v in entry.items() if k != "sha256"}
                           for name, entry in manifest["arrays"].items()}
+    manifest.pop("files", None)
     manifest["bytes_on_disk"] = sum(p.stat().st_size for p in Path(index_dir).rglob("*") if p.is_file())
+    stale = stale_builds_report(index_dir)
+    if stale:
+        manifest["stale_build_directories"] = stale
     click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+    if stale:
+        click.echo(f"{len(stale)} directories left by killed builds ({sum(s['bytes'] for s in stale):,} bytes) lie "
+                   f"beside the index; the next build to {index_dir} removes them", err=True)
+    if verify:
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"verified: {verified} files", err=True)
 
 
 def _print_hits(query: str, hits, width: int) -> None:
@@ -208,9 +230,16 @@ def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None
 
 @cli.command("search")
 @click.argument("index_dir", type=click.Path(path_type=Path))
-@click.argument("queries", nargs=-1, required=True)
+@click.argument("queries", nargs=-1, required=False)
 @click.option("-k", "--k", "k", default=10, show_default=True, help="Number of hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines output, one object per query.")
+@click.option("--no-text", is_flag=True, help="Leave titles and texts out of the output (ids and scores only).")
+@click.option("--topics", type=click.Path(path_type=Path), default=None,
+              help="Queries from a file instead of the command line: JSONL (_id, text), TSV (id, text) or a BEIR "
+                   "folder.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a TREC run file (qid Q0 docid rank score tag) instead of printing hits.")
+@click.option("--run-tag", default="tremor", show_default=True, help="Tag in the run file's last column.")
 @click.option("--param", "params", multiple=True, help="Search-time parameter key=value (repeatable).")
 @click.option("--query-cut", type=int, default=None, help="Seismic: query terms whose posting lists are visited.")
 @click.option("--heap-factor", type=float, default=None,
@@ -218,11 +247,17 @@ def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None
 @click.option("--knn", "n_knn", type=int, default=None,
               help="Seismic: neighbours of each result to score (needs an index built with --knn).")
 @hybrid_options
-def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, params: tuple[str, ...],
-           query_cut: int | None, heap_factor: float | None, n_knn: int | None, **pipeline_options) -> None:
-    """Search an index directory with one or more text queries (sparse, dense or hybrid, with or without PRF)."""
+def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, no_text: bool, topics: Path | None,
+           output: Path | None, run_tag: str, params: tuple[str, ...], query_cut: int | None,
+           heap_factor: float | None, n_knn: int | None, **pipeline_options) -> None:
+    """Search an index directory with text queries given as arguments or in a --topics file (sparse, dense or
+    hybrid, with or without PRF); print the hits, or write a TREC run with --output."""
     from tremor.search import Searcher
 
+    query_ids, queries = _search_queries(queries, topics)
+    searchable = [i for i, text in enumerate(queries) if text.strip()] if topics is not None else \
+        list(range(len(queries)))  # a blank topic finds nothing; a blank argument is an error
+    with_text = not (no_text or output is not None)
     search_params = _parse_params(params)
     seismic = {key: value for key, value in (("query_cut", query_cut), ("heap_factor", heap_factor),
                                               ("n_knn", n_knn)) if value is not None}
@@ -231,7 +266,8 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, par
         searcher = Searcher.load(index_dir)
         _check_seismic_flags(seismic, searcher.manifest, index_dir)
         search_params.update(seismic)
-        results = searcher.batch_search(list(queries), k=k, **search_params)
+        found = searcher.batch_search([queries[i] for i in searchable], k=k, with_text=with_text,
+                                      **search_params) if searchable else []
     else:
         from tremor.search.pipeline import HybridSearcher
 
@@ -241,13 +277,45 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, par
         _check_seismic_flags(seismic, hybrid.sparse.manifest, index_dir)
         search_params.update(seismic)
         hybrid.sparse.search_params.update(search_params)
-        results = hybrid.batch_search(list(queries), k=k, config=config)
+        found = hybrid.batch_search([queries[i] for i in searchable], k=k, config=config,
+                                    with_text=with_text) if searchable else []
+    results: list[list] = [[] for _ in queries]
+    for i, hits in zip(searchable, found, strict=True):
+        results[i] = hits
+    if output is not None:
+        from tremor.eval.runs import write_run
+
+        run = {qid: {hit.id: hit.score for hit in hits} for qid, hits in zip(query_ids, results, strict=True)}
+        write_run(output, run, tag=run_tag)
+        click.echo(f"wrote {sum(len(h) for h in results)} hits for {len(queries)} queries to {output}", err=True)
+        return
     width = shutil.get_terminal_size((120, 20)).columns
-    for query, hits in zip(queries, results, strict=True):
+    for qid, query, hits in zip(query_ids, queries, results, strict=True):
         if as_json:
-            click.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+            record = {"query": query, "hits": [h.to_dict() for h in hits]}
+            if topics is not None:
+                record = {"query_id": qid, **record}
+            click.echo(json.dumps(record, ensure_ascii=False))
         else:
             _print_hits(query, hits, width)
+
+
+def _search_queries(queries: tuple[str, ...], topics: Path | None) -> tuple[list[str], list[str]]:
+    """(query ids, texts) from the command line (ids 1, 2, ...) or a topics file (its own ids)."""
+    if topics is None:
+        if not queries:
+            raise TremorError("give one or more queries, or --topics FILE")
+        return [str(i) for i in range(1, len(queries) + 1)], list(queries)
+    if queries:
+        raise TremorError("give queries as arguments or with --topics, not both")
+    from tremor.corpus import read_queries
+
+    if not topics.exists():
+        raise TremorError(f"{topics}: no such topics file")
+    read = read_queries(topics)
+    if not read:
+        raise TremorError(f"{topics}: the topics file has no queries")
+    return [q.id for q in read], [q.text for q in read]
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -358,7 +426,8 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
             if not quiet:
                 click.echo(f"{result.system}: run {files['run']}, metrics {files['metrics']}", err=True)
     table = markdown_table(results)
-    header = f"{data.name} ({data.split}, {len(data.queries)} queries, top {k})\n\n"
+    shown_k = max((r.k for r in results), default=k)  # k as searched: clamped to the largest document count
+    header = f"{data.name} ({data.split}, {len(data.queries)} queries, top {shown_k})\n\n"
     write_text_atomic(out / "table.md", header + table)
     write_text_atomic(out / "summary.json", json.dumps([r.summary() for r in results], indent=2) + "\n")
     if plot:

@@ -8,6 +8,7 @@ or an ir_datasets id such as ``beir/scifact/test``. Everything is normalized at 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -51,6 +52,21 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
+@contextlib.contextmanager
+def _utf8_lines(path: Path) -> Iterator[Iterator[str]]:
+    """The file's lines, decoded one at a time, so a byte that is not UTF-8 is reported with its line number."""
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+        def lines() -> Iterator[str]:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8 (save the "
+                                     "file as UTF-8)", file=path, line=line_no) from None
+
+        yield lines()
+
+
 def _find_file(folder: Path, stem: str) -> Path | None:
     for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz", f"{stem}.tsv", f"{stem}.tsv.gz"):
         if (folder / name).is_file():
@@ -71,7 +87,7 @@ def _pick(record: dict, names: tuple[str, ...]) -> tuple[str | None, object]:
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     try:
-        with _open_text(path) as handle:
+        with _utf8_lines(path) as handle:
             for line_no, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -120,7 +136,7 @@ def _read_jsonl_documents(path: Path) -> Iterator[Document]:
 
 def _iter_tsv(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
-        with _open_text(path) as handle:
+        with _utf8_lines(path) as handle:
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):

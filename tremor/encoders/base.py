@@ -70,6 +70,11 @@ def load_saved_encoder(directory: Path) -> SparseEncoder:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise IndexFormatError(f"{config_path}: invalid JSON ({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise IndexFormatError(f"{config_path}: not UTF-8 ({exc.reason} at byte {exc.start}); the encoder files are "
+                               "damaged") from None
+    if not isinstance(config, dict):
+        raise IndexFormatError(f"{config_path}: not an encoder description (a JSON object)")
     kind = config.get("kind")
     _import_builtin_encoders()
     if kind not in _LOADERS:

@@ -188,10 +188,10 @@ class BM25Encoder:
             encoder = cls(config["k1"], config["b"], EnglishAnalyzer.from_config(config["analyzer"]),
                           config["lucene_lengths"])
             encoder.terms = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-            encoder.df = np.load(directory / "df.npy")
+            encoder.df = _load_npy(directory / "df.npy")
             encoder.n_docs = int(config["n_docs"])
             encoder.avgdl = float(config["avgdl"])
-        except (KeyError, OSError, ValueError) as exc:
+        except (KeyError, OSError, ValueError, TypeError) as exc:
             raise IndexFormatError(f"{directory}: BM25 encoder files are incomplete or corrupt ({exc})") from None
         encoder.term_ids = {t: i for i, t in enumerate(encoder.terms)}
         encoder._vocab_hash = vocab_hash(encoder.terms)
@@ -200,3 +200,13 @@ class BM25Encoder:
         if not math.isfinite(encoder.avgdl):
             raise IndexFormatError(f"{directory}: BM25 avgdl is not finite")
         return encoder
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load`` with any parse failure of a damaged header as a ValueError."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except OSError:
+        raise
+    except Exception as exc:  # numpy's header parser fails with several error types (SyntaxError, TokenError, ...)
+        raise ValueError(f"{path.name} is unreadable ({type(exc).__name__})") from None

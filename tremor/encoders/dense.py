@@ -11,7 +11,7 @@ Normalized vectors make the inner product a cosine similarity, which is what the
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +114,14 @@ class DenseEncoder:
             raise TremorError(f"pooling must be 'mean' or 'cls' (got '{self.pooling}')")
         bars_were_on = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
+        hub_options = {}
+        if not directory.is_dir():
+            from tremor.encoders.hub import downloads_possible
+
+            hub_options["local_files_only"] = not downloads_possible()  # offline: the cache or an error, at once
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source)
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **hub_options)
+            self.model = AutoModel.from_pretrained(source, **hub_options)
         except OSError as exc:
             raise TremorError(f"cannot load dense model '{source}': {exc}") from None
         finally:
@@ -141,8 +146,9 @@ class DenseEncoder:
         return {"kind": self.kind, "model": self.model_name, "dim": self.dim, "pooling": self.pooling,
                 "max_length": self.max_length, "normalize": self.normalize}
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts`` in input order, float32 [n, dim] (unit length when ``normalize``)."""
+    def encode(self, texts: Sequence[str], on_batch: Callable[[int], object] | None = None) -> np.ndarray:
+        """Embeddings of ``texts`` in input order, float32 [n, dim] (unit length when ``normalize``); ``on_batch``
+        is called with each batch's size as it finishes (for progress bars)."""
         texts = require_texts(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -160,6 +166,8 @@ class DenseEncoder:
                 with torch.autocast("cuda", dtype=autocast_dtype, enabled=on_cuda):
                     hidden = self.model(**batch).last_hidden_state
                 out[chunk] = self._pool(hidden.float(), batch["attention_mask"]).cpu().numpy()
+                if on_batch is not None:
+                    on_batch(len(chunk))
         return out
 
     def _padded(self, token_ids: list[list[int]]) -> dict:
@@ -188,5 +196,5 @@ class DenseEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts)
 
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts)
+    def encode_documents(self, texts: Sequence[str], on_batch: Callable[[int], object] | None = None) -> np.ndarray:
+        return self.encode(texts, on_batch)

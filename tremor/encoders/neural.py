@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -56,7 +55,7 @@ from tremor.encoders.decoder import decoder_config
 from tremor.encoders.inference_free import IDF_FILE, idf_table, inference_free_config, read_idf_json, write_idf_json
 from tremor.encoders.splade import splade_config
 from tremor.errors import IndexFormatError, TremorError, VocabularyMismatchError
-from tremor.index.storage import atomic_directory
+from tremor.index.storage import atomic_directory, replaceable_if
 from tremor.sparse import SparseVectors
 
 if TYPE_CHECKING:  # torch and transformers load only when a model does: importing this module stays cheap
@@ -122,14 +121,13 @@ class ModelSource:
 
     @classmethod
     def resolve(cls, spec: str | Path, revision: str | None = None, offline: bool | None = None) -> ModelSource:
-        if offline is None:
-            import huggingface_hub.constants
-
-            offline = bool(huggingface_hub.constants.HF_HUB_OFFLINE) or \
-                os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         path = Path(spec).expanduser()
+        if offline is None and not path.is_dir():
+            from tremor.encoders.hub import downloads_possible
+
+            offline = not downloads_possible()  # offline: fail at once instead of waiting through hub retries
         if path.is_dir():
-            return cls(str(path.resolve()), True, None, offline)
+            return cls(str(path.resolve()), True, None, bool(offline))
         text = str(spec)
         if path.exists():
             raise TremorError(f"{spec}: is a file; give a model directory or a hub name")
@@ -168,7 +166,8 @@ class ModelSource:
             raise TremorError(self._unreachable(f"{type(exc).__name__}: {exc}")) from None
 
     def _unreachable(self, why: str) -> str:
-        mode = "downloads are off (HF_HUB_OFFLINE / offline=True)" if self.offline else "the hub could not be reached"
+        mode = ("downloads are off (HF_HUB_OFFLINE / offline=True) or the hub cannot be reached" if self.offline
+                else "the hub could not be reached")
         return (f"cannot load {self.describe()}: {why}; {mode}. Pass a local model directory instead, or "
                 "download the model where a network exists")
 
@@ -608,7 +607,7 @@ def save_model_dir(directory: str | Path, config: EncoderConfig | str = "splade"
         raise TremorError(f"the '{config.kind}' encoder weights queries by IDF; pass idf= (see compute_idf)")
     vocab_size = int(model.config.vocab_size) if model is not None else len(tokenizer)
     _vocab_tokens(tokenizer, vocab_size, "save_model_dir")
-    with atomic_directory(directory, overwrite=overwrite) as tmp:
+    with atomic_directory(directory, overwrite=overwrite, replaceable=replaceable_if("config.json")) as tmp:
         if model is not None:
             with _quiet_transformers():
                 model.save_pretrained(str(tmp))

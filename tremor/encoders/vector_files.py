@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tremor.errors import IndexFormatError, TremorError
-from tremor.index.storage import atomic_directory, load_arrays, save_arrays
+from tremor.index.storage import atomic_directory, load_arrays, replaceable_if, save_arrays
 from tremor.sparse import SparseVectors
 
 VECTORS_FORMAT = "tremor-vectors"
@@ -35,7 +35,7 @@ def write_vectors(out: str | Path, vectors: SparseVectors, ids: Sequence[str], m
     if len(ids) != len(vectors):
         raise TremorError(f"write_vectors: {len(ids)} ids for {len(vectors)} vectors")
     out = Path(out)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, replaceable=replaceable_if(VECTORS_FILE, VECTORS_FORMAT)) as tmp:
         entries = save_arrays(tmp, {"indptr": vectors.indptr, "indices": vectors.indices, "values": vectors.values})
         (tmp / "ids.json").write_text(json.dumps(list(ids), ensure_ascii=False), encoding="utf-8")
         body = {"format": VECTORS_FORMAT, "version": VECTORS_VERSION, "count": len(vectors),

@@ -33,7 +33,7 @@ from tremor.corpus import Document, Query
 from tremor.encoders import SparseEncoder
 from tremor.errors import TremorError
 from tremor.eval.runs import Run
-from tremor.index.storage import atomic_directory
+from tremor.index.storage import atomic_directory, replaceable_if
 from tremor.sparse import SparseVectors
 
 INCUBATOR_MODULE = "jdk.incubator.vector"
@@ -116,7 +116,7 @@ def start_jvm() -> dict:
 def _index_collection(collection: str, input_dir: Path, out: Path, threads: int, extra: Sequence[str] = (),
                       overwrite: bool = False) -> Path:
     jvm = start_jvm()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, replaceable=replaceable_if("segments_*")) as tmp:
         args = ["-collection", collection, "-input", str(input_dir), "-index", str(tmp), "-generator",
                 "DefaultLuceneDocumentGenerator", "-threads", str(threads), "-quiet", *extra]
         try:
@@ -181,6 +181,11 @@ class LuceneBM25:
         _check_count(out, int(system.searcher.num_docs), written)
         system.build_seconds = time.perf_counter() - started
         return system
+
+    @property
+    def n_docs(self) -> int:
+        """Documents in the Lucene index (tremor's eval clamps k to it)."""
+        return int(self.searcher.num_docs)
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         run: Run = {q.id: {} for q in queries}
@@ -298,6 +303,11 @@ class LuceneImpact:
             for i in asked:
                 raw[i] = _hits(results.get(qids[i], []))
         return [_exact_integer_scores(hits) for hits in raw]
+
+    @property
+    def n_docs(self) -> int:
+        """Documents in the Lucene index (tremor's eval clamps k to it)."""
+        return int(self.searcher.get_total_num_docs())
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         if self.encoder is None:

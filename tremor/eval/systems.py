@@ -10,6 +10,7 @@ applies the BEIR protocol and the metrics, so every system is measured the same 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from tremor.eval.datasets import Dataset
 from tremor.eval.metrics import DEFAULT_MEASURES, Evaluation, evaluate_run
 from tremor.eval.runs import Run, cut_run
 from tremor.index.docstore import DOCSTORE_FILE
+from tremor.index.exact import clamp_k
 from tremor.search import Searcher
 
 
@@ -64,6 +66,15 @@ class SearcherRetriever:
         recorded = searcher.manifest.get("build_seconds")  # written by build_index
         build_seconds = float(recorded) if isinstance(recorded, (int, float)) else None
         return cls(searcher, name or path.name, path, build_seconds, **search_params)
+
+    @property
+    def n_docs(self) -> int:
+        return self.searcher.n_docs
+
+    @property
+    def doc_ids(self) -> np.ndarray | None:
+        """External ids of the indexed documents (None without a document store)."""
+        return self._ids
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]  # a blank query simply finds nothing
@@ -117,6 +128,15 @@ class PipelineRetriever:
         hybrid = HybridSearcher.load(path, dense=config.retriever != "sparse", model=model, device=device)
         hybrid.sparse.search_params.update(search_params)
         return cls(hybrid, config, name or path.name, path)
+
+    @property
+    def n_docs(self) -> int:
+        return self.hybrid.sparse.n_docs
+
+    @property
+    def doc_ids(self) -> np.ndarray | None:
+        """External ids of the indexed documents (None without a document store)."""
+        return self._ids
 
     def retrieve(self, queries: Sequence[Query], k: int) -> Run:
         searchable = [q for q in queries if q.text.strip()]
@@ -203,10 +223,10 @@ def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
     """Run all queries of the dataset through the system under the BEIR protocol (top k, and with
     ``remove_query_ids`` a hit whose id equals the query id is dropped) and score the run. ``latency_k`` also times
     the queries one at a time at that depth; timings are the best of ``repeats`` runs."""
-    if k < 1:
-        raise TremorError(f"k must be at least 1 (got {k})")
     if not isinstance(retriever, Retriever):
         raise TremorError(f"{retriever!r} is not a system: it needs a name and retrieve(queries, k)")
+    k = clamp_k(k, getattr(retriever, "n_docs", None))  # no more hits than documents, whatever is asked
+    check_judged_documents(retriever, dataset)
     retriever.retrieve(dataset.queries[:32], k)  # warm up, so the batch time holds no one-off compilation
     depth = k + 1 if remove_query_ids else k
     seconds = float("inf")
@@ -225,3 +245,21 @@ def evaluate_system(retriever: Retriever, dataset: Dataset, k: int = 1000,
                         n_queries=len(dataset.queries), search_seconds=seconds, latency_ms=latency,
                         index_bytes=getattr(retriever, "index_bytes", None),
                         build_seconds=getattr(retriever, "build_seconds", None))
+
+
+def check_judged_documents(retriever: Retriever, dataset: Dataset) -> None:
+    """Refuse a system whose documents include none of the dataset's judged documents (an index of another corpus
+    scores zero everywhere), and warn when it holds fewer than half of them."""
+    ids = getattr(retriever, "doc_ids", None)
+    if ids is None:
+        return
+    judged = {doc for hits in dataset.qrels.values() for doc in hits}
+    if not judged:
+        return
+    present = len(judged & set(ids))
+    if present == 0:
+        raise TremorError(f"system '{retriever.name}' holds none of the {len(judged)} documents judged in "
+                          f"{dataset.name}: it was built from another corpus, so every score would be 0")
+    if present < len(judged) / 2:
+        warnings.warn(f"system '{retriever.name}' holds only {present} of the {len(judged)} documents judged in "
+                      f"{dataset.name}; was it built from this corpus?", stacklevel=2)

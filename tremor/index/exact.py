@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tremor.errors import QueryError, TremorError
+from tremor.errors import IndexFormatError, QueryError, TremorError, VocabularyMismatchError
 from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
 from tremor.sparse import SparseVectors
 
@@ -183,11 +183,11 @@ class ExactIndex:
 
     def search(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents per query: (scores float32 [n, k], doc ids int64 [n, k]), best first; rows are padded
-        with (-inf, -1) where fewer than k documents share a term with the query. Exhaustive search has no
-        search-time parameters; passing any is an error."""
+        with (-inf, -1) where fewer than k documents share a term with the query; k is clamped to the document
+        count. Exhaustive search has no search-time parameters; passing any is an error."""
         if search_params:
             raise QueryError(f"the exact index takes no search parameters (got {', '.join(sorted(search_params))})")
-        check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
         if len(queries) == 1:
             return _search_exact_single(queries.indices, queries.values, self.post_indptr, self.post_docs,
                                         self.post_values, self.n_docs, int(k))
@@ -206,16 +206,64 @@ class ExactIndex:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
                     vocab_id: str | None) -> ExactIndex:
+        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash)."""
+        cls.check_arrays(arrays, vocab_size)
         return cls(arrays["doc_indptr"], arrays["doc_indices"], arrays["doc_values"], arrays["post_indptr"],
                    arrays["post_docs"], arrays["post_values"], vocab_size, vocab_id)
 
+    @staticmethod
+    def check_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """Check what the kernels index with: offsets from 0, non-decreasing, ending at the entry counts; document
+        numbers below the document count and term ids below the vocabulary size, sorted within each list; weights
+        finite and non-negative. IndexFormatError naming the array otherwise."""
+        from tremor.index import validation as v
 
-def check_search_args(queries: SparseVectors, k: int, vocab_size: int, vocab_id: str | None) -> None:
-    """Validation shared by all indexes: a positive k and query vectors from the index's vocabulary."""
+        missing = sorted({"doc_indptr", "doc_indices", "doc_values", "post_indptr", "post_docs", "post_values"}
+                         - set(arrays))
+        if missing:
+            raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size < 0:
+            raise IndexFormatError(f"manifest vocab_size {vocab_size!r} is not a count")
+        doc_indptr, doc_indices, doc_values = arrays["doc_indptr"], arrays["doc_indices"], arrays["doc_values"]
+        post_indptr, post_docs, post_values = arrays["post_indptr"], arrays["post_docs"], arrays["post_values"]
+        v.check_kind("doc_indptr", doc_indptr, "iu")
+        n_docs = doc_indptr.shape[0] - 1
+        if n_docs < 0:
+            raise v.corrupt("doc_indptr", "is empty")
+        v.check_kind("doc_indices", doc_indices, "iu")
+        v.check_length("doc_values", doc_values, doc_indices.shape[0], "one per entry of doc_indices")
+        v.check_offsets("doc_indptr", doc_indptr, n_docs, doc_indices.shape[0], "document entries")
+        v.check_ids("doc_indices", doc_indices, int(vocab_size), "term id")
+        v.check_sorted_rows("doc_indices", doc_indptr, doc_indices, "term ids")
+        v.check_values("doc_values", doc_values)
+        v.check_kind("post_docs", post_docs, "iu")
+        v.check_length("post_values", post_values, post_docs.shape[0], "one per entry of post_docs")
+        v.check_length("post_docs", post_docs, doc_indices.shape[0], "one posting per document entry")
+        v.check_offsets("post_indptr", post_indptr, int(vocab_size), post_docs.shape[0], "postings")
+        v.check_ids("post_docs", post_docs, n_docs, "document number")
+        v.check_sorted_rows("post_docs", post_indptr, post_docs, "document numbers")
+        v.check_values("post_values", post_values)
+
+
+def check_search_args(queries: SparseVectors, k: int, vocab_size: int, vocab_id: str | None,
+                      n_docs: int | None = None) -> int:
+    """Validation shared by all indexes: a positive integer k and query vectors from the index's vocabulary (same
+    identity where both name one, and the same size). Returns k clamped to ``n_docs`` (at least 1): asking for more
+    hits than there are documents cannot give more, and must not allocate for them."""
     if not isinstance(queries, SparseVectors):
         raise TremorError("search expects SparseVectors; encode query text with the index's encoder first")
-    if int(k) < 1:
-        raise QueryError(f"k must be at least 1 (got {k})")
+    k = clamp_k(k, n_docs)
     queries.check_vocab(vocab_id)
-    if vocab_id is None and queries.vocab_size > vocab_size:
-        raise TremorError(f"query vocabulary ({queries.vocab_size}) is larger than the index's ({vocab_size})")
+    if queries.vocab_size != vocab_size:
+        raise VocabularyMismatchError(f"query vectors have a vocabulary of {queries.vocab_size} terms, the index "
+                                      f"{vocab_size}; encode queries with the index's own encoder")
+    return k
+
+
+def clamp_k(k: object, n_docs: int | None) -> int:
+    """``k`` as an int in [1, max(n_docs, 1)] (QueryError for a k below 1 or not an integer)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise QueryError(f"k must be an integer (got {k!r})")
+    if k < 1:
+        raise QueryError(f"k must be at least 1 (got {k})")
+    return int(min(int(k), max(int(n_docs), 1))) if n_docs is not None else int(k)

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
-from tremor.errors import QueryError, TremorError
+from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index import seismic_kernels as kernels
 from tremor.index.exact import _transpose, check_search_args
 from tremor.sparse import SparseVectors
@@ -314,7 +314,7 @@ class SeismicIndex:
         (skip a block when its summary score < heap_factor × the k-th best score so far), ``n_knn`` (neighbours of
         each result to score, SeismicWave; needs an index built with knn > 0), ``sort_first`` (visit the first
         list's blocks by decreasing summary score)."""
-        check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
         try:
             key = tuple(search_params.items())
             checked = self._checked_params.get(key)
@@ -393,7 +393,77 @@ class SeismicIndex:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
                     vocab_id: str | None) -> SeismicIndex:
-        names = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr", "block_min",
-                 "block_scale", "posting_docs", "list_segment_indptr", "segment_entry_indptr", "summary_entries",
-                 "summary_skip", "knn_neighbors", "list_max")
-        return cls({name: arrays[name] for name in names}, params, vocab_size, vocab_id)
+        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash)."""
+        cls.check_arrays(arrays, vocab_size)
+        return cls({name: arrays[name] for name in cls.ARRAY_NAMES}, params, vocab_size, vocab_id)
+
+    ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr", "block_min",
+                   "block_scale", "posting_docs", "list_segment_indptr", "segment_entry_indptr", "summary_entries",
+                   "summary_skip", "knn_neighbors", "list_max")
+
+    @staticmethod
+    def check_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """Check what the kernels index with: every offset array (from 0, non-decreasing, ending at its entry
+        count), document numbers (postings, κ-NN rows) below the document count, components below the vocabulary
+        size, each summary entry's block inside its list, the skip list's length, and finite non-negative values.
+        IndexFormatError naming the array otherwise."""
+        from tremor.index import validation as v
+
+        missing = sorted(set(SeismicIndex.ARRAY_NAMES) - set(arrays))
+        if missing:
+            raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size < 1:
+            raise IndexFormatError(f"manifest vocab_size {vocab_size!r} is not a positive count")
+        vocab_size = int(vocab_size)
+        a = arrays
+        v.check_kind("doc_indptr", a["doc_indptr"], "iu")
+        n_docs = a["doc_indptr"].shape[0] - 1
+        if n_docs < 0:
+            raise v.corrupt("doc_indptr", "is empty")
+        v.check_kind("doc_components", a["doc_components"], "iu")
+        v.check_kind("doc_values", a["doc_values"], "f")
+        if a["doc_values"].dtype != np.float16:
+            raise v.corrupt("doc_values", f"dtype {a['doc_values'].dtype}, expected float16")
+        v.check_length("doc_values", a["doc_values"], a["doc_components"].shape[0], "one per document entry")
+        v.check_offsets("doc_indptr", a["doc_indptr"], n_docs, a["doc_components"].shape[0], "document entries")
+        v.check_ids("doc_components", a["doc_components"], vocab_size, "component")
+        v.check_sorted_rows("doc_components", a["doc_indptr"], a["doc_components"], "components")
+        v.check_values("doc_values", a["doc_values"])
+        v.check_values("list_max", a["list_max"])
+        v.check_length("list_max", a["list_max"], vocab_size, "one per vocabulary entry")
+        v.check_kind("block_indptr", a["block_indptr"], "iu")
+        n_blocks = a["block_indptr"].shape[0] - 1
+        if n_blocks < 0:
+            raise v.corrupt("block_indptr", "is empty")
+        v.check_offsets("list_block_indptr", a["list_block_indptr"], vocab_size, n_blocks, "blocks")
+        v.check_kind("posting_docs", a["posting_docs"], "iu")
+        v.check_offsets("block_indptr", a["block_indptr"], n_blocks, a["posting_docs"].shape[0], "postings")
+        v.check_ids("posting_docs", a["posting_docs"], n_docs, "document number")
+        for name in ("block_min", "block_scale"):
+            v.check_values(name, a[name])
+            v.check_length(name, a[name], n_blocks, "one per block")
+        entries = a["summary_entries"]
+        entry_dtype, block_bits = entry_layout(vocab_size)
+        if not isinstance(entries, np.ndarray) or entries.dtype != entry_dtype or entries.ndim != 1:
+            raise v.corrupt("summary_entries", f"expected a {np.dtype(entry_dtype).name} vector")
+        v.check_kind("segment_entry_indptr", a["segment_entry_indptr"], "iu")
+        n_segments = a["segment_entry_indptr"].shape[0] - 1
+        if n_segments < 0:
+            raise v.corrupt("segment_entry_indptr", "is empty")
+        v.check_offsets("list_segment_indptr", a["list_segment_indptr"], vocab_size, n_segments, "segments")
+        v.check_offsets("segment_entry_indptr", a["segment_entry_indptr"], n_segments, entries.shape[0],
+                        "summary entries")
+        v.check_kind("summary_skip", a["summary_skip"], "iu")
+        v.check_length("summary_skip", a["summary_skip"], -(-entries.shape[0] // kernels.SKIP),
+                       f"one per {kernels.SKIP} summary entries")
+        # an entry's block (its segment's rank within the list << block_bits, plus its block field) must be one of
+        # its list's blocks: the kernel accumulates into a scratch slot per block
+        bad, block = v.first_entry_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
+                                                    a["segment_entry_indptr"], entries, block_bits)
+        if bad >= 0:
+            raise v.corrupt("summary_entries", f"an entry of segment {bad} names block {block} of its list, which "
+                                               "has fewer blocks")
+        knn = a["knn_neighbors"]
+        v.check_kind("knn_neighbors", knn, "iu", ndim=2)
+        v.check_length("knn_neighbors", knn, n_docs, "one row per document")
+        v.check_ids("knn_neighbors", knn, n_docs, "document number", low=-1)

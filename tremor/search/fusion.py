@@ -140,10 +140,12 @@ def _check_pair(a: tuple, b: tuple) -> tuple:
 
 
 def _out_k(k: int | None, a_numbers: np.ndarray, b_numbers: np.ndarray) -> int:
-    k = max(a_numbers.shape[1] + b_numbers.shape[1], 1) if k is None else int(k)
-    if k < 1:
+    union = max(a_numbers.shape[1] + b_numbers.shape[1], 1)
+    if k is None:
+        return union
+    if int(k) < 1:
         raise QueryError(f"k must be at least 1 (got {k})")
-    return k
+    return min(int(k), union)  # the union of both lists holds no more documents than that
 
 
 def interpolate(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], alpha: float = 0.5,

@@ -61,6 +61,9 @@ class PipelineConfig:
                                      ("vector_prf", self.vector_prf, VECTOR_PRF_METHODS)):
             if value not in allowed:
                 raise QueryError(f"{name} must be one of {', '.join(allowed)} (got '{value}')")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
+            raise QueryError(f"depth (--depth, candidates per list) must be an integer of at least 1 "
+                             f"(got {self.depth!r})")
         if self.retriever != "hybrid" and self.prf not in ("none", self.retriever):
             raise QueryError(f"PRF on the {self.prf} side needs that side: use retriever 'hybrid' or prf "
                              f"'{self.retriever}'")

@@ -12,8 +12,11 @@ from tremor.encoders import SparseEncoder, load_saved_encoder
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index import index_class
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
-from tremor.index.storage import load_arrays, read_manifest
+from tremor.index.snapshot import load_snapshot
+from tremor.index.storage import check_files, load_arrays, read_manifest
 from tremor.sparse import SparseVectors
+
+ENCODER_DIR = "encoder"
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,10 @@ class Hit:
 
 def open_index(path: str | Path, mmap: bool = True, verify: bool = False):
     """Load the index object stored in an index directory, with its manifest (arrays memory-mapped)."""
-    path = Path(path)
+    return load_snapshot(Path(path), lambda root: _open_index_at(root, mmap, verify))
+
+
+def _open_index_at(path: Path, mmap: bool, verify: bool):
     manifest = read_manifest(path)
     cls = index_class(manifest["index_type"])
     arrays = load_arrays(path, manifest["arrays"], mmap=mmap, verify=verify)
@@ -44,7 +50,33 @@ def open_index(path: str | Path, mmap: bool = True, verify: bool = False):
         index = cls.from_arrays(arrays, manifest["params"], manifest["vocab_size"], manifest.get("vocab_id"))
     except KeyError as exc:
         raise IndexFormatError(f"{path}: index arrays incomplete (missing {exc})") from None
+    except IndexFormatError as exc:
+        raise IndexFormatError(f"{path}: {exc}") from None
+    if index.n_docs != manifest["counts"]["documents"]:
+        raise IndexFormatError(f"{path}: the arrays hold {index.n_docs} documents, the manifest says "
+                               f"{manifest['counts']['documents']}; rebuild the index")
     return index, manifest
+
+
+def _load_parts(path: Path, mmap: bool, verify: bool) -> tuple:
+    """(index, encoder, docstore, manifest) of the index directory at ``path`` (a pinned view of it)."""
+    index, manifest = _open_index_at(path, mmap, verify)
+    files = manifest.get("files")
+    if files is not None:  # written since manifests list every file: each must be there, as recorded
+        check_files(path, files, verify)
+        has_encoder = any(name.startswith(f"{ENCODER_DIR}/") for name in files)
+        has_docstore = DOCSTORE_FILE in files
+    else:  # older manifests: an index built from a corpus always had its document store
+        has_encoder = manifest.get("encoder") is not None or (path / ENCODER_DIR).is_dir()
+        has_docstore = "corpus" in manifest or (path / DOCSTORE_FILE).exists()
+    if has_encoder and not (path / ENCODER_DIR).is_dir():
+        raise IndexFormatError(f"{path}: the encoder folder is missing; rebuild the index")
+    if has_docstore and not (path / DOCSTORE_FILE).is_file():
+        raise IndexFormatError(f"{path}: the document store ({DOCSTORE_FILE}) is missing, so results could not be "
+                               "given as document ids; rebuild the index")
+    encoder = load_saved_encoder(path / ENCODER_DIR) if has_encoder else None
+    docstore = DocStore(path / DOCSTORE_FILE, manifest["counts"].get("documents")) if has_docstore else None
+    return index, encoder, docstore, manifest
 
 
 class Searcher:
@@ -69,10 +101,9 @@ class Searcher:
     def load(cls, path: str | Path, mmap: bool = True, verify: bool = False, **search_params) -> Searcher:
         """Open an index directory; ``search_params`` (e.g. query_cut, heap_factor) become the defaults."""
         path = Path(path)
-        index, manifest = open_index(path, mmap=mmap, verify=verify)
-        encoder = load_saved_encoder(path / "encoder") if (path / "encoder").is_dir() else None
-        docstore = DocStore(path / DOCSTORE_FILE, manifest["counts"].get("documents")) \
-            if (path / DOCSTORE_FILE).exists() else None
+        index, encoder, docstore, manifest = load_snapshot(path, lambda root: _load_parts(root, mmap, verify))
+        if docstore is not None:
+            docstore.path = path / DOCSTORE_FILE
         return cls(index, encoder, docstore, manifest, **search_params)
 
     @property
@@ -82,8 +113,12 @@ class Searcher:
     def encode_queries(self, queries: Sequence[str]) -> SparseVectors:
         if self.encoder is None:
             raise TremorError("this searcher has no encoder; pass query vectors to search_vectors instead")
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise QueryError(f"queries must be a list of strings (got {type(queries).__name__})")
         for i, text in enumerate(queries):
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str):
+                raise QueryError(f"query {i} is a {type(text).__name__}, not text; give a string to search for")
+            if not text.strip():
                 raise QueryError(f"query {i} is empty; give some text to search for")
         return self.encoder.encode_queries(list(queries))
 
@@ -101,6 +136,9 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, with_text: bool = True, **search_params) -> list[Hit]:
         """Top-k hits for one query text."""
+        if not isinstance(query, str):
+            raise QueryError(f"search takes one query string (got {type(query).__name__}); "
+                             "use batch_search for a list")
         return self.batch_search([query], k, with_text, **search_params)[0]
 
     def hits(self, scores: np.ndarray, numbers: np.ndarray, with_text: bool = True) -> list[list[Hit]]:
