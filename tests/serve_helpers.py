@@ -47,3 +47,57 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``tremor serve`` as a real subprocess on a free loopback port; stopped (and its output kept) on exit."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, start_timeout: float = 120) -> None:
+        self.args = args
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = env
+        self.start_timeout = start_timeout
+
+    def __enter__(self) -> ServerProcess:
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.log = open(self.log_path, "w")
+        env = {**os.environ, **(self.env or {})}
+        self.process = subprocess.Popen([sys.executable, "-m", "tremor", "serve", *self.args, "--host", "127.0.0.1",
+                                         "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=env)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tremor serve exited with {self.process.returncode}:\n"
+                                   f"{self.log_path.read_text()}")
+            try:
+                request = urllib.request.Request(f"{self.url}/health", headers=self.headers())
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"tremor serve did not answer within {self.start_timeout} s:\n{self.log_path.read_text()}")
+
+    def headers(self) -> dict:
+        key = (self.env or {}).get("TREMOR_API_KEY")
+        return {"X-API-Key": key} if key else {}
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.log.close()
