@@ -11,6 +11,7 @@ const kSelect = document.getElementById("k");
 const statusLine = document.getElementById("status");
 const queryPanel = document.getElementById("query-panel");
 const queryTerms = document.getElementById("query-terms");
+const queryHeading = document.getElementById("query-heading");
 const results = document.getElementById("results");
 const MAX_BARS = 12;
 
@@ -34,9 +35,8 @@ function el(tag, className, text) {
   return node;
 }
 
-function bars(container, rows, valueOf, label) {
+function bars(container, shown, valueOf, label) {
   container.replaceChildren();
-  const shown = rows.slice(0, MAX_BARS);
   const top = Math.max(...shown.map(valueOf), 1e-12);
   for (const row of shown) {
     const bar = el("div", "bar" + (row.expansion ? " expansion" : ""));
@@ -55,7 +55,12 @@ function bars(container, rows, valueOf, label) {
 function showQuery(result) {
   const terms = result.query_terms || [];
   queryPanel.hidden = terms.length === 0;
-  bars(queryTerms, terms, (t) => t.weight,
+  // the heaviest terms, and the query's own terms even when expansions outweigh them
+  const own = terms.filter((t) => t.expansion === false).slice(0, MAX_BARS);
+  const shown = [...new Set([...terms.slice(0, MAX_BARS), ...own])].sort((a, b) => b.weight - a.weight);
+  const hidden = terms.length - shown.length;
+  queryHeading.textContent = hidden > 0 ? `Query terms (${shown.length} of ${terms.length})` : "Query terms";
+  bars(queryTerms, shown, (t) => t.weight,
        (t) => `${t.token}: weight ${t.weight.toFixed(4)}${t.expansion ? " (expansion)" : ""}`);
 }
 
@@ -73,7 +78,7 @@ function showHits(result) {
       const more = hit.explain.n_matched > MAX_BARS ? ` (top ${MAX_BARS} of ${hit.explain.n_matched})` : "";
       item.appendChild(el("div", "contrib-title", `matched terms: query weight × document weight${more}`));
       const box = el("div", "bars contributions");
-      bars(box, hit.explain.terms, (t) => t.product,
+      bars(box, hit.explain.terms.slice(0, MAX_BARS), (t) => t.product,
            (t) => `${t.token}: ${t.query_weight.toFixed(3)} × ${t.doc_weight.toFixed(3)} = ${t.product.toFixed(4)}`
                   + (t.expansion ? " (expansion)" : ""));
       item.appendChild(box);
