@@ -175,7 +175,12 @@ def test_api_key_on_every_endpoint(paths):
         assert "API key" in error(c.post("/search", json={"q": "cats"}, headers={"X-API-Key": "wrong"}), 401)
         assert c.post("/search", json={"q": "cats"}, headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert c.get("/?api_key=s3cret").status_code == 200
+        page = c.get("/?api_key=s3cret")  # the page: a cookie then lets its scripts and API calls through
+        assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
+        assert c.get("/static/app.js").status_code == 200
+        assert c.post("/search", json={"q": "cats"}).status_code == 200
+        c.cookies.clear()
+        assert "API key" in error(c.get("/static/app.js"), 401)
 
 
 def test_timeout_and_busy_are_4xx(paths, monkeypatch):

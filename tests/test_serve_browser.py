@@ -76,3 +76,25 @@ def test_page_searches_and_draws_term_bars(tmp_path):
             assert not failed, failed
         finally:
             browser.close()
+
+
+def test_page_with_an_api_key(tmp_path):
+    executable = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    paths = build_serve_indexes(tmp_path / "indexes", splade=False)
+    with ServerProcess([str(paths["bm25"])], tmp_path / "server.log", env={"TREMOR_API_KEY": "k3y"}) as server, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            response = page.goto(server.url + "/?q=earthquakes")
+            assert response.status == 401  # no key: the page itself is refused
+            page.goto(server.url + "/?api_key=k3y&q=earthquakes")
+            expect(page.locator("#results li.hit").first).to_contain_text("Earthquakes", timeout=30_000)
+            page.fill("#q", "cats")
+            page.press("#q", "Enter")
+            expect(page.locator("#results li.hit").first).to_contain_text("Cats", timeout=30_000)
+            assert "api_key=k3y" in page.url
+        finally:
+            browser.close()

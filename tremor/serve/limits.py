@@ -17,9 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote_to_bytes
 
 API_KEY_ENV = "TREMOR_API_KEY"
 API_KEY_HEADER = "x-api-key"
+COOKIE = "tremor_api_key"
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
-        if self.api_key is not None and not self._authorized(scope, headers):
-            await _send_error(send, 401, "missing or wrong API key: send it in the X-API-Key header (or "
-                                         "'Authorization: Bearer KEY'; the web page takes ?api_key=KEY)",
-                              {"www-authenticate": "Bearer"})
-            return
+        if self.api_key is not None:
+            how = self._authorized(scope, headers)
+            if how is None:
+                await _send_error(send, 401, "missing or wrong API key: send it in the X-API-Key header (or "
+                                             "'Authorization: Bearer KEY'; open the web page as /?api_key=KEY)",
+                                  {"www-authenticate": "Bearer"})
+                return
+            if how == "query":  # the web page: a cookie lets its scripts, styles and API calls through
+                send = self._with_cookie(send)
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -129,19 +135,35 @@ class GuardMiddleware:
         return (f"request body over the server's limit of {self.max_body_bytes} bytes; send fewer or shorter "
                 "queries (or start the server with a larger --max-body)")
 
-    def _authorized(self, scope, headers: dict) -> bool:
-        given = headers.get(API_KEY_HEADER.encode())
-        if given is None:
-            auth = headers.get(b"authorization", b"")
-            if auth[:7].lower() == b"bearer ":
-                given = auth[7:].strip()
-        if given is None and scope.get("method") == "GET":
-            from urllib.parse import parse_qs
-
-            values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key")
+    def _authorized(self, scope, headers: dict) -> str | None:
+        """How the request proved it knows the key ('header', 'cookie' or 'query'), or None."""
+        candidates = [("header", headers.get(API_KEY_HEADER.encode()))]
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            candidates.append(("header", auth[7:].strip()))
+        for part in headers.get(b"cookie", b"").split(b";"):
+            name, _, value = part.strip().partition(b"=")
+            if name == COOKIE.encode():
+                candidates.append(("cookie", unquote_to_bytes(value)))
+        if scope.get("method") == "GET" and scope.get("query_string"):
+            values = parse_qs(scope["query_string"].decode("latin-1")).get("api_key")
             if values:
-                given = values[0].encode("utf-8")
-        return given is not None and hmac.compare_digest(given, self.api_key)
+                candidates.append(("query", values[0].encode("utf-8")))
+        for how, given in candidates:
+            if given is not None and hmac.compare_digest(given, self.api_key):
+                return how
+        return None
+
+    def _with_cookie(self, send):
+        cookie = (f"{COOKIE}={quote(self.api_key.decode('utf-8'), safe='')}; Path=/; HttpOnly; "
+                  "SameSite=Strict").encode("latin-1")
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+            await send(message)
+
+        return sending
 
 
 async def _send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
