@@ -221,3 +221,19 @@ def test_results_are_json_serializable_numbers(client):
     body = client.post("/search", json={"q": "cats", "k": 3, "explain": True}).json()
     json.dumps(body)
     assert all(np.isfinite(h["score"]) for h in body["results"][0]["hits"])
+
+
+def test_searches_run_on_worker_threads_not_the_event_loop(paths, monkeypatch):
+    served = ServedIndex("bm25", paths["bm25"])
+    original = served.search
+    threads = []
+
+    def recording(spec, lock):
+        threads.append(threading.current_thread().name)
+        return original(spec, lock)
+
+    monkeypatch.setattr(served, "search", recording)
+    with TestClient(create_app({"bm25": served})) as c:
+        for q in ("cats", "dogs", "earthquakes"):
+            assert c.get("/search", params={"q": q}).status_code == 200
+    assert len(threads) == 3 and all(name.startswith("tremor-search") for name in threads)

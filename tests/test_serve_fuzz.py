@@ -26,7 +26,7 @@ bodies = st.dictionaries(st.one_of(st.sampled_from(FIELDS), text), values, max_s
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    paths = build_serve_indexes(tmp_path_factory.mktemp("fuzz"), splade=False)
+    paths = build_serve_indexes(tmp_path_factory.mktemp("fuzz"))
     with TestClient(create_app(paths, ServeLimits(max_body_bytes=64 * 1024)), raise_server_exceptions=False) as c:
         yield c
 
@@ -70,13 +70,27 @@ def test_query_strings_and_paths(client, q, k, index, doc):
 
 
 @SETTINGS
-@given(q=text, vector=st.dictionaries(text, st.floats(allow_nan=True), max_size=5))
-def test_unicode_queries_and_vectors(client, q, vector):
-    check(client.post("/search", content=dumps({"q": q, "explain": True}),
+@given(q=text, vector=st.dictionaries(text, st.floats(allow_nan=True), max_size=5),
+       index=st.sampled_from(["bm25", "seismic", "splade"]), side=st.sampled_from(["query", "document"]))
+def test_unicode_queries_and_vectors(client, q, vector, index, side):
+    check(client.post("/search", content=dumps({"index": index, "q": q, "explain": True}),
                       headers={"content-type": "application/json"}))
-    check(client.post("/search", content=dumps({"vector": vector}), headers={"content-type": "application/json"}))
-    check(client.post("/encode", content=dumps({"text": q, "side": "document"}),
+    check(client.post("/search", content=dumps({"index": index, "vector": vector}),
                       headers={"content-type": "application/json"}))
+    check(client.post("/encode", content=dumps({"index": index, "text": q, "side": side}),
+                      headers={"content-type": "application/json"}))
+
+
+@pytest.mark.parametrize("index", ["bm25", "splade"])
+def test_lone_surrogates_and_control_characters(client, index):
+    for q in ["\ud800abc", "abc\udfff", "\x00", "\u200b", "😀 waves"]:
+        body = dumps({"index": index, "q": q, "explain": True})
+        check(client.post("/search", content=body, headers={"content-type": "application/json"}))
+        check(client.post("/encode", content=dumps({"index": index, "text": q}),
+                          headers={"content-type": "application/json"}))
+    response = client.post("/search", content=dumps({"index": index, "q": "\ud800abc"}),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "not valid Unicode" in response.json()["error"]["message"]
 
 
 def test_huge_and_deep_bodies(client):

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tremor.errors import QueryError, TremorError
 from tremor.serve.limits import ApiError, GuardMiddleware, SearchPool, ServeLimits
-from tremor.serve.service import QuerySpec, SearchSpec, ServedIndex, check_limits, open_indexes
+from tremor.serve.service import QuerySpec, SearchSpec, ServedIndex, check_limits, check_text, open_indexes
 
 STATIC = Path(str(resources.files("tremor.serve") / "static"))
 
@@ -62,7 +62,8 @@ class SearchRequest(_Strict):
     alpha: Finite = Field(0.5, ge=0, le=1, description="Hybrid weight of the sparse side.")
     prf: Literal["none", "sparse", "dense", "both"] = Field("none", description="Pseudo-relevance feedback side(s).")
     placement: Literal["before", "after", "both"] = "both"
-    depth: int = Field(1000, ge=1, description="Candidates per list in a pipeline (at most max k).")
+    depth: int | None = Field(None, ge=1, description="Candidates per list in a pipeline (default 1000, or the "
+                                                       "server's max k if smaller).")
     fb_docs: int = Field(10, ge=0, le=1000)
     fb_terms: int | None = Field(50, ge=1)
     rocchio_alpha: Finite = 1.0
@@ -234,9 +235,10 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
         if body.retriever != "sparse" or body.prf != "none":
             from tremor.search.pipeline import PipelineConfig
 
+            depth = body.depth if body.depth is not None else min(PipelineConfig.depth, limits.max_k)
             pipeline = PipelineConfig(
                 retriever=body.retriever, fusion=body.fusion, alpha=body.alpha, prf=body.prf,
-                placement=body.placement, depth=body.depth, fb_docs=body.fb_docs, fb_terms=body.fb_terms,
+                placement=body.placement, depth=depth, fb_docs=body.fb_docs, fb_terms=body.fb_terms,
                 rocchio_alpha=body.rocchio_alpha, rocchio_beta=body.rocchio_beta, dense_fb_docs=body.dense_fb_docs,
                 vector_prf=body.vector_prf)
             pipeline.check()
@@ -293,6 +295,7 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
             raise QueryError(f"{len(texts)} texts in one request; the server takes at most {limits.max_batch}")
         most = limits.max_query_chars if body.side == "query" else limits.max_document_chars
         for i, text in enumerate(texts):
+            check_text(text, f"text {i}")
             if len(text) > most:
                 raise QueryError(f"text {i} has {len(text)} characters; the {body.side} side takes at most {most}")
         encoded = await pool.run(target.encode, texts, body.side)

@@ -245,6 +245,15 @@ def open_indexes(named: dict[str, str | Path], device: str = "cpu") -> dict[str,
     return served
 
 
+def check_text(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape such as \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(f"{what} is not valid Unicode (a lone surrogate at character {exc.start}); send UTF-8 "
+                         "text") from None
+
+
 def check_limits(spec: SearchSpec, limits: ServeLimits) -> None:
     """Refuse a request over the server's limits with a message naming the limit."""
     if not spec.queries:
@@ -256,6 +265,11 @@ def check_limits(spec: SearchSpec, limits: ServeLimits) -> None:
     if spec.pipeline is not None and spec.pipeline.depth > limits.max_k:
         raise QueryError(f"depth must be at most {limits.max_k} (the server's --max-k); got {spec.pipeline.depth}")
     for i, q in enumerate(spec.queries):
+        if q.text is not None:
+            check_text(q.text, f"query {i}")
+        if q.vector is not None:
+            for token in q.vector:
+                check_text(token, f"query {i}'s vector token")
         if q.text is not None and len(q.text) > limits.max_query_chars:
             raise QueryError(f"query {i} has {len(q.text)} characters; the server takes at most "
                              f"{limits.max_query_chars}")
