@@ -237,3 +237,15 @@ def test_searches_run_on_worker_threads_not_the_event_loop(paths, monkeypatch):
         for q in ("cats", "dogs", "earthquakes"):
             assert c.get("/search", params={"q": q}).status_code == 200
     assert len(threads) == 3 and all(name.startswith("tremor-search") for name in threads)
+
+
+def test_snippets_start_near_the_first_query_word():
+    from tremor.serve.service import query_words, snippet
+
+    text = ("Infectious prions propagate from peripheral entry sites into the central nervous system, where they "
+            "cause progressive neurodegeneration. ") * 4
+    assert query_words("The NERVOUS system, the brain") == ["the", "nervous", "system", "brain"]
+    short = snippet(text, ["neurodegeneration"], width=120)
+    assert short.startswith("… ") and short.endswith(" …") and "neurodegeneration" in short
+    assert short[2:].split()[0] in text.split()  # starts at a word boundary
+    assert snippet(text, [], width=120).startswith("Infectious") and snippet("short text", ["x"]) == "short text"

@@ -43,18 +43,26 @@ class SearchSpec:
     with_text: bool = True
 
 
-def snippet(text: str, query: str | None, width: int = SNIPPET_CHARS) -> str:
-    """About ``width`` characters of ``text``, starting shortly before the first word of the query it contains."""
+def query_words(query: str | None) -> list[str]:
+    """The query's words (three letters or more, lowercased, unique), for placing snippets."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query))) if query else []
+
+
+def snippet(text: str, words: list[str], width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters of ``text``, starting shortly before the first of ``words`` it contains."""
     if len(text) <= width:
         return text
     start = 0
-    if query:
+    if words:
         lowered = text.lower()
-        found = [p for p in (lowered.find(w.lower()) for w in _WORD.findall(query)) if p >= 0]
-        if found:
-            start = max(0, min(found) - width // 4)
-            space = text.rfind(" ", 0, start + 1)
-            start = space + 1 if start and space >= 0 else start
+        first = len(text)
+        for word in words:  # each search stops at the earliest match so far
+            found = lowered.find(word, 0, first + len(word) - 1)
+            if found >= 0:
+                first = found
+        if first < len(text):
+            start = max(0, first - width // 4)
+            start = text.rfind(" ", 0, start + 1) + 1  # at a word's start (0 when no space comes before)
     end = min(len(text), start + width)
     space = text.rfind(" ", start, end) if end < len(text) else -1
     end = space if space > start + width // 2 else end
@@ -165,11 +173,12 @@ class ServedIndex:
         results = []
         for row, (query, row_hits) in enumerate(zip(spec.queries, hits, strict=True)):
             out_hits = []
+            words = query_words(query.text) if spec.with_text else []
             for hit in row_hits:
                 item = {"rank": hit.rank, "id": hit.id, "score": hit.score}
                 if spec.with_text:
                     item["title"] = hit.title
-                    item["snippet"] = snippet(hit.text or "", query.text)
+                    item["snippet"] = snippet(hit.text or "", words)
                 out_hits.append(item)
             result = {"query": query.text, "hits": out_hits}
             if spec.explain and self.vocabulary is not None:
