@@ -449,7 +449,7 @@ def demo(keep: Path | None) -> None:
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.argument("more", nargs=-1, metavar="[NAME=DIR]...")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless you mean it).")
-@click.option("--port", default=8000, show_default=True, help="Port to bind (0: any free port).")
+@click.option("--port", default=8000, show_default=True, help="Port to bind.")
 @click.option("--api-key", envvar="TREMOR_API_KEY", default=None,
               help="Require this key (X-API-Key header) on every request [env: TREMOR_API_KEY].")
 @click.option("--max-k", default=1000, show_default=True, help="Largest k (and pipeline depth) a request may ask.")
