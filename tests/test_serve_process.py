@@ -33,7 +33,7 @@ def call(server: ServerProcess, path: str, body: dict | None = None, headers: di
 
 def test_serve_subprocess_answers_over_http(paths, tmp_path):
     expected = Searcher.load(paths["bm25"]).search("earthquakes shake", k=3)
-    with ServerProcess([str(paths["bm25"]), f"seis={paths['seismic']}"], tmp_path / "server.log") as server:
+    with ServerProcess([f"bm25={paths['bm25']}", f"seis={paths['seismic']}"], tmp_path / "server.log") as server:
         status, health = call(server, "/health")
         assert status == 200 and health["indexes"] == ["bm25", "seis"]
         status, body = call(server, "/search?q=earthquakes+shake&k=3")

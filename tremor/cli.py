@@ -474,7 +474,12 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
         from tremor.serve.limits import is_loopback
     except ImportError as exc:
         raise TremorError(f"serving needs the 'serve' extra (pip install 'tremor[serve]'): {exc}") from None
-    indexes = {index_dir.resolve().name or "index": index_dir}
+    indexes: dict[str, Path] = {}
+    first = str(index_dir)
+    if "=" in first and not index_dir.is_dir():
+        more = (first, *more)
+    else:
+        indexes[index_dir.resolve().name or "index"] = index_dir
     for pair in more:
         name, sep, directory = pair.partition("=")
         if not sep or not name.strip() or not directory.strip():
