@@ -2,13 +2,14 @@
 the same queries run in-process, in one run.
 
     python scripts/bench_serve.py [--data ../shared/data/beir] [--dataset scifact] [--duration 5]
-                                  [--levels 1 4 16 64] [--index exact]
+                                  [--levels 1 4 16 64] [--processes 1 2] [--index exact]
 
 The index is BM25 over the dataset's corpus (built into a temporary directory). The server is a real
-``tremor serve`` subprocess; the clients are keep-alive HTTP/1.1 connections driven by one asyncio loop in this
+``tremor serve`` subprocess, once per ``--processes`` value (one process with its search threads, the default, and
+several processes sharing the port); the clients are keep-alive HTTP/1.1 connections driven by one asyncio loop in this
 process (each sends POST /search {"q", "k": 10} and waits for the answer before the next). Reported per level:
 requests/s, latency p50/p99 as the client sees it, errors (any status other than 200, or a broken connection), and
-the server's resident memory. In-process: ``Searcher.search(q, k=10)`` on the same queries, one at a time, so the
+the server's resident memory (all its processes). In-process: ``Searcher.search(q, k=10)`` on the same queries, one at a time, so the
 HTTP overhead at one client is p50(HTTP) − p50(in-process). Writes results/serve/bench.json and bench.md.
 """
 
@@ -40,14 +41,38 @@ def read_queries(folder: Path) -> list[str]:
         return [json.loads(line)["text"] for line in handle if line.strip()]
 
 
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set size of a process, MiB, from /proc."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_mib(pid: int) -> dict:
+    """Resident memory of a server and its worker processes, MiB: RSS summed (shared pages, such as the memory-mapped
+    index, counted once per process), PSS summed (shared pages split between them), and the largest peak RSS."""
+    rss = pss = peak = 0.0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text().splitlines()
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        values = {line.partition(":")[0]: line.partition(":")[2].split() for line in status + rollup}
+        rss += int(values.get("VmRSS", [0])[0]) / 1024
+        pss += int(values.get("Pss", [0])[0]) / 1024
+        peak = max(peak, int(values.get("VmHWM", [0])[0]) / 1024)
+    return {"rss_mib": rss, "pss_mib": pss, "peak_rss_mib": peak}
 
 
 def percentiles(latencies_s: list[float]) -> dict:
@@ -145,6 +170,22 @@ def start_server(index_dir: Path, port: int, log: Path, extra: list[str]) -> sub
     raise SystemExit("server did not start")
 
 
+def targets_of(levels: list[dict], ip: dict) -> list:
+    """The three targets of the serving issue, as (name, measured value, met)."""
+    by = {r["clients"]: r for r in levels}
+    targets = []
+    if 64 in by:
+        targets.append(("zero errors at 64 clients", f"{by[64]['errors']} errors", by[64]["errors"] == 0))
+    if 1 in by:
+        overhead = by[1]["p50_ms"] - ip["p50_ms"]
+        targets.append(("HTTP p50 overhead over in-process at 1 client <= 1 ms", f"{overhead:.3f} ms",
+                        overhead <= 1.0))
+    if 1 in by and 16 in by:
+        ratio = by[16]["qps"] / by[1]["qps"]
+        targets.append(("QPS at 16 clients >= 1.6x QPS at 1 client", f"{ratio:.2f}x", ratio >= 1.6))
+    return targets
+
+
 def free_port() -> int:
     import socket
 
@@ -155,24 +196,26 @@ def free_port() -> int:
 
 def write_markdown(report: dict, path: Path) -> None:
     ip = report["in_process"]
-    one = next(r for r in report["levels"] if r["clients"] == 1)
     lines = [
         f"# tremor serve: load on loopback ({report['dataset']}, BM25 {report['index']}, k=10)", "",
-        f"{report['cores']} cores ({report['machine']}), {report['duration_s']:g} s per level, "
-        f"{report['queries']} distinct queries; server: `tremor serve` with {report['server_args'] or 'defaults'}.",
-        "",
-        "| clients | requests | QPS | p50 ms | p99 ms | errors | server RSS MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"{report['cores']} cores ({report['machine']}), shared with other work (load average at the end "
+        f"{report['load_average_at_end'][0]:.1f}); {report['duration_s']:g} s per level after a short warm-up; "
+        f"{report['queries']} distinct queries, POST /search with titles and snippets.", "",
+        f"Command: `{report['command']}`", "",
+        "| server | clients | requests | QPS | p50 ms | p99 ms | errors | RSS MiB (sum) | PSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in report["levels"]:
-        lines.append(f"| {r['clients']} | {r['requests']} | {r['qps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
-                     f"{r['errors']} | {r['rss_mib']:.0f} |")
-    lines += [f"| in-process | {ip['requests']} | {ip['qps']:.0f} | {ip['p50_ms']:.3f} | {ip['p99_ms']:.3f} | – | – |",
-              "", "Targets:", ""]
-    for name, value, ok in report["targets"]:
-        lines.append(f"- {name}: {value} — {'met' if ok else 'NOT met'}")
-    lines += ["", f"HTTP p50 at 1 client {one['p50_ms']:.3f} ms vs in-process p50 {ip['p50_ms']:.3f} ms; "
-              f"peak server RSS {report['server_peak_rss_mib']:.0f} MiB.", ""]
+    for run in report["runs"]:
+        for r in run["levels"]:
+            lines.append(f"| {run['processes']} process(es) | {r['clients']} | {r['requests']} | {r['qps']:.0f} | "
+                         f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} | {r['rss_mib']:.0f} | "
+                         f"{r['pss_mib']:.0f} |")
+    lines += [f"| in-process `Searcher.search` | 1 | {ip['requests']} | {ip['qps']:.0f} | {ip['p50_ms']:.3f} | "
+              f"{ip['p99_ms']:.3f} | – | – | – |", ""]
+    for run in report["runs"]:
+        lines += [f"Targets, {run['processes']} process(es):", ""]
+        lines += [f"- {name}: {value} — {'met' if ok else 'NOT met'}" for name, value, ok in run["targets"]]
+        lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -183,6 +226,8 @@ def main() -> None:
     parser.add_argument("--index", default="exact", help="index spec for the BM25 index")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                        help="server process counts to measure, one server each")
     parser.add_argument("--server-arg", action="append", default=[], help="extra 'tremor serve' argument")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "serve")
     args = parser.parse_args()
@@ -204,41 +249,35 @@ def main() -> None:
         index_dir = build_index(folder, Path(tmp) / args.dataset, index=args.index, progress=False)
         ip = in_process(index_dir, queries, args.duration)
         print(f"in-process: {ip['qps']:.0f} q/s, p50 {ip['p50_ms']:.3f} ms, p99 {ip['p99_ms']:.3f} ms", flush=True)
-        port = free_port()
-        server = start_server(index_dir, port, Path(tmp) / "server.log", args.server_arg)
-        levels = []
-        try:
-            for clients in args.levels:
-                result = asyncio.run(_level(port, bodies, clients, args.duration))
-                result["rss_mib"], _ = rss_mib(server.pid)
-                levels.append(result)
-                print(f"{clients:3d} clients: {result['qps']:.0f} q/s, p50 {result['p50_ms']:.3f} ms, "
-                      f"p99 {result['p99_ms']:.3f} ms, errors {result['errors']}, RSS {result['rss_mib']:.0f} MiB",
-                      flush=True)
-            _, peak = rss_mib(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    by = {r["clients"]: r for r in levels}
-    targets = []
-    if 64 in by:
-        targets.append(("zero errors at 64 clients", f"{by[64]['errors']} errors", by[64]["errors"] == 0))
-    if 1 in by:
-        overhead = by[1]["p50_ms"] - ip["p50_ms"]
-        targets.append(("HTTP p50 overhead over in-process at 1 client <= 1 ms", f"{overhead:.3f} ms",
-                        overhead <= 1.0))
-    if 1 in by and 16 in by:
-        ratio = by[16]["qps"] / by[1]["qps"]
-        targets.append(("QPS at 16 clients >= 1.6x QPS at 1 client", f"{ratio:.2f}x", ratio >= 1.6))
+        runs = []
+        for processes in args.processes:
+            port = free_port()
+            server_args = [*args.server_arg, "--processes", str(processes)]
+            server = start_server(index_dir, port, Path(tmp) / "server.log", server_args)
+            levels = []
+            try:
+                time.sleep(3 if processes > 1 else 0)  # every worker process opens the index before answering
+                for clients in args.levels:
+                    result = asyncio.run(_level(port, bodies, clients, args.duration))
+                    result.update(memory_mib(server.pid))
+                    levels.append(result)
+                    print(f"{processes} process(es), {clients:3d} clients: {result['qps']:.0f} q/s, p50 "
+                          f"{result['p50_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms, errors {result['errors']}, "
+                          f"RSS {result['rss_mib']:.0f} MiB (PSS {result['pss_mib']:.0f})", flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            runs.append({"processes": processes, "server_args": " ".join(server_args), "levels": levels,
+                         "targets": targets_of(levels, ip)})
     report = {"dataset": args.dataset, "index": args.index, "duration_s": args.duration, "queries": len(queries),
               "cores": os.cpu_count(), "machine": f"{platform.machine()}, {platform.python_version()}",
-              "load_average_at_end": os.getloadavg(), "server_args": " ".join(args.server_arg),
-              "in_process": ip, "levels": levels, "server_peak_rss_mib": peak, "targets": targets,
-              "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
+              "load_average_at_end": os.getloadavg(), "in_process": ip, "runs": runs,
+              "command": " ".join(["python", "scripts/bench_serve.py", *sys.argv[1:]])}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     write_markdown(report, args.out / "bench.md")
-    for name, value, ok in targets:
-        print(f"{name}: {value} ({'met' if ok else 'NOT met'})")
+    for run in runs:
+        for name, value, ok in run["targets"]:
+            print(f"{run['processes']} process(es): {name}: {value} ({'met' if ok else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -459,12 +459,15 @@ def demo(keep: Path | None) -> None:
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Per-request time limit, seconds.")
 @click.option("--workers", type=int, default=None, help="Search threads [default: 2 per core, at least 4].")
 @click.option("--max-waiting", default=256, show_default=True, help="Searches queued before new ones get 429.")
+@click.option("--processes", default=1, show_default=True,
+              help="Server processes sharing the port (each maps the same index files; each has its own threads).")
 @click.option("--device", default="cpu", show_default=True, help="Device for a dense side's query encoder.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key: str | None, max_k: int,
           max_query_chars: int, max_batch: int, max_body_bytes: int, timeout_s: float, workers: int | None,
-          max_waiting: int, device: str, access_log: bool) -> None:
+          max_waiting: int, processes: int, device: str, access_log: bool) -> None:
     """Serve index directories over HTTP: a JSON search API and a web page at /."""
+    import dataclasses
     import os
 
     try:
@@ -498,10 +501,26 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
     if not is_loopback(host):
         click.echo(f"warning: binding {host} makes the index searchable from other machines"
                    f"{'' if api_key else ' by anyone (no --api-key set)'}", err=True)
-    app = create_app(indexes, limits, api_key=api_key, device=device)
-    click.echo(f"serving {', '.join(indexes)} on http://{host}:{port}/ ({workers} search threads)", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="warning" if not access_log else "info",
-                timeout_graceful_shutdown=5)
+    if processes < 1:
+        raise TremorError("--processes must be at least 1")
+    app = create_app(indexes, limits, api_key=api_key, device=device)  # opens and checks every index here
+    log_level = "info" if access_log else "warning"
+    click.echo(f"serving {', '.join(indexes)} on http://{host}:{port}/ ({processes} process"
+               f"{'es' if processes > 1 else ''} × {workers} search threads)", err=True)
+    if processes == 1:
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                    timeout_graceful_shutdown=5)
+        return
+    from tremor.serve.app import CONFIG_ENV
+    from tremor.serve.limits import API_KEY_ENV
+
+    del app
+    os.environ[CONFIG_ENV] = json.dumps({"indexes": {name: str(path.resolve()) for name, path in indexes.items()},
+                                         "limits": dataclasses.asdict(limits), "device": device})
+    if api_key:
+        os.environ[API_KEY_ENV] = api_key
+    uvicorn.run("tremor.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
+                access_log=access_log, log_level=log_level, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

@@ -308,3 +308,23 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     return app
+
+
+CONFIG_ENV = "TREMOR_SERVE_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The app a server process builds when ``tremor serve --processes N`` starts several: the indexes, limits and
+    device come as JSON in ``TREMOR_SERVE_CONFIG``, the API key (if any) in ``TREMOR_API_KEY``. Every process maps the
+    same index files, so the arrays are in memory once (the page cache), whatever N."""
+    import json
+    import os
+    from dataclasses import fields
+
+    from tremor.serve.limits import API_KEY_ENV
+
+    config = json.loads(os.environ[CONFIG_ENV])
+    names = {f.name for f in fields(ServeLimits)}
+    limits = ServeLimits(**{key: value for key, value in config["limits"].items() if key in names})
+    return create_app(config["indexes"], limits, api_key=os.environ.get(API_KEY_ENV) or None,
+                      device=config.get("device", "cpu"))
