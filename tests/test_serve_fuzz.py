@@ -90,7 +90,14 @@ def test_lone_surrogates_and_control_characters(client, index):
                           headers={"content-type": "application/json"}))
     response = client.post("/search", content=dumps({"index": index, "q": "\ud800abc"}),
                            headers={"content-type": "application/json"})
-    assert response.status_code == 422 and "not valid Unicode" in response.json()["error"]["message"]
+    assert response.status_code == 422 and "not valid JSON" in response.json()["error"]["message"]
+    # text that reaches the service some other way is refused there too
+    from tremor.errors import QueryError
+    from tremor.serve import ServeLimits
+    from tremor.serve.service import QuerySpec, SearchSpec, check_limits
+
+    with pytest.raises(QueryError, match="not valid Unicode"):
+        check_limits(SearchSpec([QuerySpec("\ud800abc")]), ServeLimits())
 
 
 def test_huge_and_deep_bodies(client):

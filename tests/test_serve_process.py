@@ -73,3 +73,19 @@ def test_serve_warns_when_not_loopback_and_refuses_bad_indexes(tmp_path, paths):
     assert "index 'bad'" in result.stderr and "no such index directory" in result.stderr
     result = run_cli("serve", str(paths["bm25"]), "oops")
     assert result.returncode != 0 and "expected NAME=DIR" in result.stderr
+
+
+def test_serve_with_several_processes(paths, tmp_path):
+    import socket
+
+    with ServerProcess([str(paths["bm25"]), "--processes", "2"], tmp_path / "server.log") as server:
+        def one(i: int) -> str:
+            status, body = call(server, "/search", {"q": ["cats", "earthquakes"][i % 2], "k": 1})
+            assert status == 200
+            return body["results"][0]["hits"][0]["id"]
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(one, range(40))) == ["d1", "d4"] * 20
+        port = server.port
+    with socket.socket() as sock:  # every process stopped with the parent: nothing listens any more
+        assert sock.connect_ex(("127.0.0.1", port)) != 0

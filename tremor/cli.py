@@ -519,8 +519,9 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
                                          "limits": dataclasses.asdict(limits), "device": device})
     if api_key:
         os.environ[API_KEY_ENV] = api_key
-    uvicorn.run("tremor.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
-                access_log=access_log, log_level=log_level, timeout_graceful_shutdown=5)
+    from tremor.serve.processes import run_processes
+
+    run_processes(processes, host, port, log_level, access_log)
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """The ASGI application: a JSON search API (documented at /openapi.json) and the web page at ``/``.
 
-FastAPI on uvicorn: the request and response shapes are pydantic models, so the OpenAPI document and the input
-checks come from one declaration, and a malformed request becomes a 422 naming the field. Searches run on a pool of
-worker threads (``SearchPool``), never on the event loop: the Numba kernels release the GIL, so concurrent requests
-use every core while the loop keeps answering.
+Starlette on uvicorn, with pydantic models for the request and response shapes (``tremor.serve.models``): the models
+check each request (a malformed one is a 422 naming the field) and are the schemas of the OpenAPI document built
+here. Starlette rather than FastAPI on purpose: the same models and document, without a dependency-injection and
+middleware layer per request, whose cost is most of the HTTP overhead of a sub-millisecond search. Searches run on a
+pool of worker threads (``SearchPool``), never on the event loop: the Numba kernels release the GIL, so concurrent
+requests use every core while the loop keeps answering.
 """
 
 from __future__ import annotations
@@ -11,132 +13,44 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
 
 import orjson
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
-from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from tremor.errors import QueryError, TremorError
-from tremor.serve.limits import ApiError, GuardMiddleware, SearchPool, ServeLimits
+from tremor.serve.limits import API_KEY_HEADER, ApiError, GuardMiddleware, SearchPool, ServeLimits
+from tremor.serve.models import (
+    GET_SEARCH_FIELDS,
+    DocumentResponse,
+    EncodeRequest,
+    EncodeResponse,
+    ErrorResponse,
+    HealthResponse,
+    IndexesResponse,
+    QueryItem,
+    SearchRequest,
+    SearchResponse,
+)
 from tremor.serve.service import QuerySpec, SearchSpec, ServedIndex, check_limits, check_text, open_indexes
 
 STATIC = Path(str(resources.files("tremor.serve") / "static"))
-
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Weight = Annotated[float, Field(allow_inf_nan=False, ge=0)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class QueryItem(_Strict):
-    """One query of a batch: text or a pre-encoded vector."""
-
-    q: str | None = Field(None, description="Query text.")
-    vector: dict[str, Weight] | None = Field(None, description="Pre-encoded query: {token: weight}.")
-
-
-class SearchRequest(_Strict):
-    """A search: one query (``q`` or ``vector``) or a batch (``queries``), and how to search."""
-
-    index: str | None = Field(None, description="Index name (GET /indexes); default: the first one served.")
-    q: str | None = Field(None, description="Query text.", examples=["seismic waves"])
-    vector: dict[str, Weight] | None = Field(None, description="Pre-encoded query, {token: weight} (tokens as "
-                                                               "POST /encode returns them).")
-    queries: list[str | QueryItem] | None = Field(None, description="A batch: texts or {q | vector} objects.")
-    k: int = Field(10, ge=1, description="Hits per query (at most the server's max k).")
-    query_cut: int | None = Field(None, ge=1, description="Seismic: query terms whose lists are visited.")
-    heap_factor: Finite | None = Field(None, ge=0, description="Seismic: block skipping threshold factor.")
-    n_knn: int | None = Field(None, ge=0, description="Seismic: κ-NN neighbours of each result to score.")
-    retriever: Literal["sparse", "dense", "hybrid"] = Field("sparse", description="Dense and hybrid need an index "
-                                                                                  "with a dense side.")
-    fusion: Literal["minmax", "zscore", "rrf", "raw"] = "minmax"
-    alpha: Finite = Field(0.5, ge=0, le=1, description="Hybrid weight of the sparse side.")
-    prf: Literal["none", "sparse", "dense", "both"] = Field("none", description="Pseudo-relevance feedback side(s).")
-    placement: Literal["before", "after", "both"] = "both"
-    depth: int | None = Field(None, ge=1, description="Candidates per list in a pipeline (default 1000, or the "
-                                                       "server's max k if smaller).")
-    fb_docs: int = Field(10, ge=0, le=1000)
-    fb_terms: int | None = Field(50, ge=1)
-    rocchio_alpha: Finite = 1.0
-    rocchio_beta: Finite = 0.25
-    dense_fb_docs: int = Field(1, ge=0, le=1000)
-    vector_prf: Literal["average", "rocchio"] = "rocchio"
-    explain: bool = Field(False, description="Per hit, the matched terms and their contributions; per query, its "
-                                             "term weights with expansions marked.")
-    with_text: bool = Field(True, description="Titles and snippets in the hits.")
-
-
-class EncodeRequest(_Strict):
-    """Text to term weights with an index's encoder."""
-
-    index: str | None = None
-    text: str | None = None
-    texts: list[str] | None = None
-    side: Literal["query", "document"] = "query"
-
-
-class TermWeight(BaseModel):
-    token: str
-    weight: float
-    expansion: bool | None = Field(None, description="Not among the text's own terms (None: no text).")
-
-
-class Contribution(BaseModel):
-    token: str
-    query_weight: float
-    doc_weight: float
-    product: float
-    expansion: bool | None
-
-
-class Explanation(BaseModel):
-    sparse_score: float = Field(description="Sum of the products: the sparse score (before any fusion).")
-    n_matched: int
-    terms: list[Contribution]
-
-
-class HitModel(BaseModel):
-    rank: int
-    id: str
-    score: float
-    title: str | None = None
-    snippet: str | None = None
-    explain: Explanation | None = None
-
-
-class QueryResult(BaseModel):
-    query: str | None
-    hits: list[HitModel]
-    query_terms: list[TermWeight] | None = None
-
-
-class SearchResponse(BaseModel):
-    index: str
-    k: int
-    search_ms: float = Field(description="Time spent encoding, searching and explaining, in the worker.")
-    took_ms: float = Field(description="Time in the server, from the request to the response.")
-    results: list[QueryResult]
-
-
-class ErrorModel(BaseModel):
-    error: dict = Field(description="{status, message}")
-
-
-ERRORS = {status: {"model": ErrorModel} for status in (400, 401, 404, 408, 413, 422, 429)}
+ERROR_STATUSES = {400: "Bad input", 401: "Missing or wrong API key", 404: "No such index, document or endpoint",
+                  408: "Took longer than the server's time limit", 413: "Request body too large",
+                  422: "Invalid request (the message names the field)", 429: "Server busy; retry"}
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> Response:
-    """A JSON response serialized by orjson (results are plain dicts already, so no model validation on the way
-    out)."""
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -144,19 +58,95 @@ def _error(status: int, message: str, headers: dict | None = None) -> Response:
     return _json({"error": {"status": status, "message": message}}, status, headers)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(exc: ValidationError) -> str:
     parts = []
-    for error in exc.errors()[:5]:
+    for error in exc.errors(include_url=False)[:5]:
         if error.get("type") == "json_invalid":
-            ctx = error.get("ctx") or {}
-            return f"the request body is not valid JSON ({ctx.get('error', 'parse error')})"
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+            detail = (error.get("ctx") or {}).get("error", "parse error")
+            return f"the request body is not valid JSON ({detail})"
+        where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
 
 
+def _endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Answer the errors a request can cause as JSON with a 4xx status."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc.status, exc.message, exc.headers)
+        except ValidationError as exc:
+            return _error(422, _validation_message(exc))
+        except QueryError as exc:
+            return _error(422, str(exc))
+        except TremorError as exc:
+            return _error(400, str(exc))
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def openapi_document() -> dict:
+    """The OpenAPI 3.1 description of the API, its schemas generated from the pydantic models."""
+    requests = [SearchRequest, EncodeRequest]
+    responses = [SearchResponse, EncodeResponse, DocumentResponse, HealthResponse, IndexesResponse, ErrorResponse]
+    _, top = models_json_schema([(m, "validation") for m in requests] + [(m, "serialization") for m in responses],
+                                ref_template="#/components/schemas/{model}")
+
+    def ref(model: type[BaseModel]) -> dict:
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def operation(summary: str, tag: str, response: type[BaseModel], body: type[BaseModel] | None = None,
+                  parameters: list[dict] | None = None) -> dict:
+        out = {"summary": summary, "tags": [tag], "parameters": parameters or [],
+               "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref(response)}}},
+                             **{str(status): {"description": text,
+                                              "content": {"application/json": {"schema": ref(ErrorResponse)}}}
+                                for status, text in ERROR_STATUSES.items()}}}
+        if body is not None:
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+        return out
+
+    def query(name: str, schema: dict, description: str = "", required: bool = False) -> dict:
+        return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+    search_fields = SearchRequest.model_json_schema()["properties"]
+    get_search = [query(name, {k: v for k, v in search_fields[name].items() if k != "description"},
+                        search_fields[name].get("description", ""), name == "q") for name in GET_SEARCH_FIELDS]
+    index_param = query("index", {"type": "string"}, "Index name; default: the first one served.")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tremor", "version": "0.1.0",
+                 "description": "Learned-sparse search over HTTP. Every error is JSON {error: {status, message}} with "
+                                "a 4xx status. When the server has an API key, send it as X-API-Key."},
+        "paths": {
+            "/health": {"get": operation("Liveness: the indexes served and the work in progress", "service",
+                                         HealthResponse)},
+            "/indexes": {"get": operation("Each index's manifest summary, and the server's limits", "service",
+                                          IndexesResponse)},
+            "/search": {
+                "post": operation("Search one query (text or pre-encoded vector) or a batch, with search parameters, "
+                                  "hybrid/PRF options where the index has a dense side, and explanations", "search",
+                                  SearchResponse, body=SearchRequest),
+                "get": operation("Quick search from a URL: /search?q=seismic+waves&k=5", "search", SearchResponse,
+                                 parameters=get_search)},
+            "/documents/{doc_id}": {"get": operation("A document's title and text by its id", "documents",
+                                                     DocumentResponse, parameters=[
+                                                         {"name": "doc_id", "in": "path", "required": True,
+                                                          "schema": {"type": "string"}}, index_param])},
+            "/encode": {"post": operation("Term weights of a text (or texts) on the query or document side, largest "
+                                          "first, expansions marked", "search", EncodeResponse, body=EncodeRequest)},
+        },
+        "components": {"schemas": top["$defs"],
+                       "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}},
+    }
+
+
 def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: ServeLimits | None = None,
-               api_key: str | None = None, device: str = "cpu") -> FastAPI:
+               api_key: str | None = None, device: str = "cpu") -> Starlette:
     """The application serving ``indexes`` (name → index directory, or already opened ServedIndex objects)."""
     limits = limits or ServeLimits()
     limits.check()
@@ -169,44 +159,7 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
     pool = SearchPool(limits)
     batch_lock = threading.Lock()
     started = time.time()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        pool.shutdown()
-
-    app = FastAPI(title="tremor", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan,
-                  description="Learned-sparse search over HTTP. Errors are JSON {error: {status, message}}; send "
-                              "the API key (when the server has one) as X-API-Key.")
-    app.state.indexes = served
-    app.state.limits = limits
-    app.state.pool = pool
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError):
-        return _error(exc.status, exc.message, exc.headers)
-
-    @app.exception_handler(QueryError)
-    async def _query_error(request: Request, exc: QueryError):
-        return _error(422, str(exc))
-
-    @app.exception_handler(TremorError)
-    async def _tremor_error(request: Request, exc: TremorError):
-        return _error(400, str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError):
-        return _error(422, _validation_message(exc))
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception):
-        return _error(500, f"internal error ({type(exc).__name__}); this is a bug in tremor, please report it")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException):
-        message = {404: f"no such endpoint: {request.url.path} (see /openapi.json)",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
-        return _error(exc.status_code, message)
+    openapi = orjson.dumps(openapi_document())
 
     def pick(name: str | None) -> ServedIndex:
         if name is None:
@@ -215,8 +168,7 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
             raise ApiError(404, f"no index named '{name}'; this server has: {', '.join(served)}")
         return served[name]
 
-    async def run_search(body: SearchRequest) -> Response:
-        t0 = time.perf_counter()
+    async def run_search(body: SearchRequest, t0: float) -> Response:
         target = pick(body.index)
         given = [x is not None for x in (body.q, body.vector, body.queries)]
         if sum(given) != 1:
@@ -248,43 +200,39 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
         out["took_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return _json(out)
 
-    @app.get("/health", tags=["service"], responses=ERRORS)
-    async def health() -> dict:
-        """Liveness: the indexes served and the work in progress."""
-        return {"status": "ok", "indexes": list(served), "uptime_s": round(time.time() - started, 1),
-                "searches_in_progress": pool.pending}
+    @_endpoint
+    async def search_post(request: Request) -> Response:
+        t0 = time.perf_counter()
+        return await run_search(SearchRequest.model_validate_json(await request.body()), t0)
 
-    @app.get("/indexes", tags=["service"], responses=ERRORS)
-    async def list_indexes() -> dict:
-        """A summary of each index's manifest: type, documents, parameters, encoder, dense side."""
-        return {"default": default_name, "indexes": [s.summary() for s in served.values()],
-                "limits": {"max_k": limits.max_k, "max_query_chars": limits.max_query_chars,
-                           "max_batch": limits.max_batch, "timeout_s": limits.timeout_s}}
+    @_endpoint
+    async def search_get(request: Request) -> Response:
+        t0 = time.perf_counter()
+        params = request.query_params
+        if "q" not in params:
+            raise QueryError("GET /search needs q, e.g. /search?q=seismic+waves&k=5")
+        return await run_search(SearchRequest.model_validate(
+            {name: params[name] for name in GET_SEARCH_FIELDS if name in params}), t0)
 
-    @app.post("/search", tags=["search"], response_model=SearchResponse, responses=ERRORS)
-    async def search_post(body: SearchRequest):
-        """Search one query (text or pre-encoded vector) or a batch, with search parameters, hybrid/PRF options
-        where the index has a dense side, and optional explanations."""
-        return await run_search(body)
+    @_endpoint
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "indexes": list(served), "uptime_s": round(time.time() - started, 1),
+                      "searches_in_progress": pool.pending})
 
-    @app.get("/search", tags=["search"], response_model=SearchResponse, responses=ERRORS)
-    async def search_get(q: Annotated[str, Query(description="Query text.")],
-                         k: Annotated[int, Query(ge=1)] = 10, index: str | None = None,
-                         explain: bool = False, query_cut: Annotated[int | None, Query(ge=1)] = None,
-                         heap_factor: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-                         retriever: Literal["sparse", "dense", "hybrid"] = "sparse"):
-        """Quick search from a URL: ``/search?q=seismic+waves&k=5``."""
-        return await run_search(SearchRequest(q=q, k=k, index=index, explain=explain, query_cut=query_cut,
-                                              heap_factor=heap_factor, retriever=retriever))
+    @_endpoint
+    async def list_indexes(request: Request) -> Response:
+        return _json({"default": default_name, "indexes": [s.summary() for s in served.values()],
+                      "limits": {"max_k": limits.max_k, "max_query_chars": limits.max_query_chars,
+                                 "max_batch": limits.max_batch, "timeout_s": limits.timeout_s}})
 
-    @app.get("/documents/{doc_id}", tags=["documents"], responses=ERRORS)
-    async def get_document(doc_id: str, index: str | None = None) -> dict:
-        """A document's title and text by its id."""
-        return await pool.run(pick(index).document, doc_id)
+    @_endpoint
+    async def get_document(request: Request) -> Response:
+        target = pick(request.query_params.get("index"))
+        return _json(await pool.run(target.document, request.path_params["doc_id"]))
 
-    @app.post("/encode", tags=["search"], responses=ERRORS)
-    async def encode(body: EncodeRequest) -> dict:
-        """Term weights of a text (or texts) on the query or the document side, largest first, expansions marked."""
+    @_endpoint
+    async def encode(request: Request) -> Response:
+        body = EncodeRequest.model_validate_json(await request.body())
         target = pick(body.index)
         if (body.text is None) == (body.texts is None):
             raise QueryError("send exactly one of 'text' and 'texts'")
@@ -299,21 +247,51 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
             if len(text) > most:
                 raise QueryError(f"text {i} has {len(text)} characters; the {body.side} side takes at most {most}")
         encoded = await pool.run(target.encode, texts, body.side)
-        return {"index": target.name, "side": body.side, "terms": encoded if body.texts is not None else encoded[0]}
+        return _json({"index": target.name, "side": body.side,
+                      "terms": encoded if body.texts is not None else encoded[0]})
 
-    @app.get("/", include_in_schema=False)
-    async def page():
+    async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes, api_key=api_key)
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = {404: f"no such endpoint: {request.url.path} (see /openapi.json)",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, message, getattr(exc, "headers", None))
+
+    async def bug(request: Request, exc: Exception) -> Response:
+        return _error(500, f"internal error ({type(exc).__name__}); this is a bug in tremor, please report it")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        pool.shutdown()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/indexes", list_indexes, methods=["GET"]),
+        Route("/search", search_post, methods=["POST"]),
+        Route("/search", search_get, methods=["GET"]),
+        Route("/documents/{doc_id:path}", get_document, methods=["GET"]),
+        Route("/encode", encode, methods=["POST"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/", page, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: bug},
+                    middleware=[Middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes, api_key=api_key)])
+    app.state.indexes = served
+    app.state.limits = limits
+    app.state.pool = pool
     return app
 
 
 CONFIG_ENV = "TREMOR_SERVE_CONFIG"
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> Starlette:
     """The app a server process builds when ``tremor serve --processes N`` starts several: the indexes, limits and
     device come as JSON in ``TREMOR_SERVE_CONFIG``, the API key (if any) in ``TREMOR_API_KEY``. Every process maps the
     same index files, so the arrays are in memory once (the page cache), whatever N."""
