@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 from serve_helpers import build_serve_indexes
 
 from tremor.search import Searcher
