@@ -70,8 +70,8 @@ function showHits(result) {
     const item = el("li", "hit");
     const head = el("div", "hit-head");
     const title = el("div", "hit-title");
-    title.append(el("span", "rank", `${hit.rank}.`), document.createTextNode(hit.title || hit.id),
-                 el("span", "hit-id", hit.id));
+    title.append(el("span", "rank", `${hit.rank}.`), document.createTextNode(hit.title || hit.id));
+    if (hit.title) title.appendChild(el("span", "hit-id", hit.id));
     head.append(title, el("span", "score", `score ${hit.score.toFixed(3)}`));
     item.append(head, el("p", "snippet", hit.snippet || ""));
     if (hit.explain && hit.explain.terms.length) {
