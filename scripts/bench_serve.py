@@ -9,8 +9,9 @@ The index is BM25 over the dataset's corpus (built into a temporary directory). 
 several processes sharing the port); the clients are keep-alive HTTP/1.1 connections driven by one asyncio loop in this
 process (each sends POST /search {"q", "k": 10} and waits for the answer before the next). Reported per level:
 requests/s, latency p50/p99 as the client sees it, errors (any status other than 200, or a broken connection), and
-the server's resident memory (all its processes). In-process: ``Searcher.search(q, k=10)`` on the same queries, one at a time, so the
-HTTP overhead at one client is p50(HTTP) − p50(in-process). Writes results/serve/bench.json and bench.md.
+the server's resident memory (all its processes). In-process: ``Searcher.search(q, k=10)`` on the same queries, one
+at a time, so the HTTP overhead at one client is p50(HTTP) − p50(in-process). Writes results/serve/bench.json and
+bench.md.
 """
 
 from __future__ import annotations

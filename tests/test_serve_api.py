@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
 from serve_helpers import build_serve_indexes
+from starlette.testclient import TestClient
 
 from tremor.search import Searcher
 from tremor.serve import ServeLimits, create_app

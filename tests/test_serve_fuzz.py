@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from starlette.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serve_helpers import build_serve_indexes
+from starlette.testclient import TestClient
 
 from tremor.serve import ServeLimits, create_app
 
