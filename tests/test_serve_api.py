@@ -186,19 +186,23 @@ def test_api_key_on_every_endpoint(paths):
 def test_timeout_and_busy_are_4xx(paths, monkeypatch):
     served = ServedIndex("bm25", paths["bm25"])
     original = served.search
+    release = threading.Event()
 
-    def slow(spec, lock):
-        time.sleep(0.5)
+    def blocked(spec, lock):
+        release.wait(30)
         return original(spec, lock)
 
-    monkeypatch.setattr(served, "search", slow)
-    with TestClient(create_app({"bm25": served}, ServeLimits(timeout_s=0.1, workers=1, max_waiting=0))) as c:
+    monkeypatch.setattr(served, "search", blocked)
+    app = create_app({"bm25": served}, ServeLimits(timeout_s=0.2, workers=1, max_waiting=0))
+    with TestClient(app) as c:
         assert "longer than the server's limit" in error(c.post("/search", json={"q": "cats"}), 408)
         # the timed-out search still holds the only worker, and nothing may wait: the next request is refused
         response = c.post("/search", json={"q": "cats"})
         assert "busy" in error(response, 429) and response.headers["retry-after"] == "1"
-        time.sleep(0.6)
-        monkeypatch.setattr(served, "search", original)
+        release.set()
+        deadline = time.monotonic() + 30
+        while app.state.pool.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert c.post("/search", json={"q": "cats"}).status_code == 200
 
 
