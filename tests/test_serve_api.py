@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -253,3 +254,15 @@ def test_snippets_start_near_the_first_query_word():
     assert short.startswith("… ") and short.endswith(" …") and "neurodegeneration" in short
     assert short[2:].split()[0] in text.split()  # starts at a word boundary
     assert snippet(text, [], width=120).startswith("Infectious") and snippet("short text", ["x"]) == "short text"
+
+
+def test_concurrent_neural_hybrid_and_encode_requests(client):
+    """Many requests at once on the SPLADE index (its tokenizer and the dense side's take turns), all answered."""
+    bodies = [("/search", {"index": "splade", "q": f"seismic waves {i}", "k": 3, "explain": True}) for i in range(24)]
+    bodies += [("/search", {"index": "splade", "q": f"cats {i}", "k": 3, "retriever": "hybrid", "depth": 6})
+               for i in range(24)]
+    bodies += [("/encode", {"index": "splade", "text": f"ducks in a pond {i}", "side": side})
+               for i in range(12) for side in ("query", "document")]
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda item: client.post(item[0], json=item[1]).status_code, bodies))
+    assert statuses == [200] * len(bodies)

@@ -3,6 +3,7 @@ threads). Each index directory is opened once, its arrays memory-mapped; its den
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import threading
@@ -85,6 +86,11 @@ class ServedIndex:
         encoder = self.searcher.encoder
         self.vocabulary = Vocabulary(encoder) if encoder is not None else None
         self._doc_lock = threading.Lock()
+        # A Hugging Face fast tokenizer is not safe to call from several threads at once (a call sets its truncation
+        # while another may be encoding: "Already borrowed"), so neural encoding takes turns per encoder; the model
+        # runs its own threads. BM25 encoding is plain Python and needs no lock.
+        self._encoder_lock = threading.Lock() if hasattr(encoder, "tokenizer") else contextlib.nullcontext()
+        self._dense_lock = threading.Lock()
         self._id_lookup: dict[str, int] | None = None
         if self.searcher.docstore is not None:
             self.searcher.docstore.ids()  # loaded once, here, instead of racing on the first request
@@ -130,6 +136,16 @@ class ServedIndex:
 
     # ------------------------------------------------------------------------------------------------- search
     def _encode(self, queries: list[QuerySpec]) -> SparseVectors:
+        with self._encoder_lock:
+            return self._encode_unlocked(queries)
+
+    def _surface(self, text: str | None) -> set[int] | None:
+        if text is None:
+            return None
+        with self._encoder_lock:
+            return query_surface_ids(self.searcher.encoder, text)
+
+    def _encode_unlocked(self, queries: list[QuerySpec]) -> SparseVectors:
         searcher = self.searcher
         texts = [q.text for q in queries if q.text is not None]
         if len(texts) == len(queries):
@@ -182,7 +198,7 @@ class ServedIndex:
                 out_hits.append(item)
             result = {"query": query.text, "hits": out_hits}
             if spec.explain and self.vocabulary is not None:
-                surface = query_surface_ids(self.searcher.encoder, query.text) if query.text is not None else None
+                surface = self._surface(query.text)
                 result["query_terms"] = query_terms(used, row, self.vocabulary, surface)
                 valid = numbers[row][numbers[row] >= 0]
                 for item, why in zip(out_hits, explain_hits(searcher.index, used, row, valid, self.vocabulary,
@@ -206,7 +222,12 @@ class ServedIndex:
         stage = hybrid_pipeline(searcher if config.retriever != "dense" else None,
                                 self.dense if config.retriever != "sparse" else None, config) % spec.k
         texts = [q.text if q.text is not None else "" for q in spec.queries]
-        run = stage(Run.start(texts, sparse_queries=vectors if config.retriever != "dense" else None))
+        dense_queries = None
+        if config.retriever != "sparse":
+            with self._dense_lock:  # its tokenizer too must not be called from two threads at once
+                dense_queries = self.dense.encode_queries(texts)
+        run = stage(Run.start(texts, sparse_queries=vectors if config.retriever != "dense" else None,
+                              dense_queries=dense_queries))
         used = run.sparse_queries if run.sparse_queries is not None else vectors
         return run.scores, run.numbers, used
 
@@ -234,12 +255,10 @@ class ServedIndex:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise QueryError(f"text {i} is empty; give some text to encode")
-        vectors = encoder.encode_queries(texts) if side == "query" else encoder.encode_documents(texts)
-        out = []
-        for row, text in enumerate(texts):
-            surface = query_surface_ids(encoder, text)
-            out.append(query_terms(vectors, row, self.vocabulary, surface))
-        return out
+        with self._encoder_lock:
+            vectors = encoder.encode_queries(texts) if side == "query" else encoder.encode_documents(texts)
+            surfaces = [query_surface_ids(encoder, text) for text in texts]
+        return [query_terms(vectors, row, self.vocabulary, surface) for row, surface in enumerate(surfaces)]
 
 
 def open_indexes(named: dict[str, str | Path], device: str = "cpu") -> dict[str, ServedIndex]:
