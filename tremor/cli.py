@@ -526,6 +526,85 @@ def demo(keep: Path | None) -> None:
             click.echo("")
 
 
+@cli.command("serve")
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("more", nargs=-1, metavar="[NAME=DIR]...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless you mean it).")
+@click.option("--port", default=8000, show_default=True, help="Port to bind.")
+@click.option("--api-key", envvar="TREMOR_API_KEY", default=None,
+              help="Require this key (X-API-Key header) on every request [env: TREMOR_API_KEY].")
+@click.option("--max-k", default=1000, show_default=True, help="Largest k (and pipeline depth) a request may ask.")
+@click.option("--max-query-chars", default=1000, show_default=True, help="Longest query text.")
+@click.option("--max-batch", default=64, show_default=True, help="Most queries in one batch request.")
+@click.option("--max-body", "max_body_bytes", default=1 << 20, show_default=True, help="Largest request body, bytes.")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Per-request time limit, seconds.")
+@click.option("--workers", type=int, default=None, help="Search threads [default: 2 per core, at least 4].")
+@click.option("--max-waiting", default=256, show_default=True, help="Searches queued before new ones get 429.")
+@click.option("--processes", default=1, show_default=True,
+              help="Server processes sharing the port (each maps the same index files; each has its own threads).")
+@click.option("--device", default="cpu", show_default=True, help="Device for a dense side's query encoder.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key: str | None, max_k: int,
+          max_query_chars: int, max_batch: int, max_body_bytes: int, timeout_s: float, workers: int | None,
+          max_waiting: int, processes: int, device: str, access_log: bool) -> None:
+    """Serve index directories over HTTP: a JSON search API and a web page at /."""
+    import dataclasses
+    import os
+
+    try:
+        import uvicorn
+
+        from tremor.serve import ServeLimits, create_app
+        from tremor.serve.limits import is_loopback
+    except ImportError as exc:
+        raise TremorError(f"serving needs the 'serve' extra (pip install 'tremor[serve]'): {exc}") from None
+    indexes: dict[str, Path] = {}
+    first = str(index_dir)
+    if "=" in first and not index_dir.is_dir():
+        more = (first, *more)
+    else:
+        indexes[index_dir.resolve().name or "index"] = index_dir
+    for pair in more:
+        name, sep, directory = pair.partition("=")
+        if not sep or not name.strip() or not directory.strip():
+            raise TremorError(f"expected NAME=DIR for an extra index, got '{pair}'")
+        if name.strip() in indexes:
+            raise TremorError(f"index name '{name.strip()}' is used twice")
+        indexes[name.strip()] = Path(directory.strip())
+    workers = workers or max(4, 2 * (os.cpu_count() or 1))
+    try:
+        limits = ServeLimits(max_k=max_k, max_query_chars=max_query_chars, max_batch=max_batch,
+                             max_body_bytes=max_body_bytes, timeout_s=timeout_s, workers=workers,
+                             max_waiting=max_waiting)
+        limits.check()
+    except ValueError as exc:
+        raise TremorError(str(exc)) from None
+    if not is_loopback(host):
+        click.echo(f"warning: binding {host} makes the index searchable from other machines"
+                   f"{'' if api_key else ' by anyone (no --api-key set)'}", err=True)
+    if processes < 1:
+        raise TremorError("--processes must be at least 1")
+    app = create_app(indexes, limits, api_key=api_key, device=device)  # opens and checks every index here
+    log_level = "info" if access_log else "warning"
+    click.echo(f"serving {', '.join(indexes)} on http://{host}:{port}/ ({processes} process"
+               f"{'es' if processes > 1 else ''} × {workers} search threads)", err=True)
+    if processes == 1:
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                    timeout_graceful_shutdown=5)
+        return
+    from tremor.serve.app import CONFIG_ENV
+    from tremor.serve.limits import API_KEY_ENV
+
+    del app
+    os.environ[CONFIG_ENV] = json.dumps({"indexes": {name: str(path.resolve()) for name, path in indexes.items()},
+                                         "limits": dataclasses.asdict(limits), "device": device})
+    if api_key:
+        os.environ[API_KEY_ENV] = api_key
+    from tremor.serve.processes import run_processes
+
+    run_processes(processes, host, port, log_level, access_log)
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="tremor")
