@@ -496,6 +496,8 @@ class IndexWriter:
             else bool(refresh_statistics)
         if refresh and not force:
             raise TremorError("refresh_statistics needs a forced merge (all segments re-encoded with one encoder)")
+        if refresh and not hasattr(self.encoder, "fit_encode"):
+            raise TremorError(f"the {self.encoder.kind} encoder has no corpus statistics to refresh")
         if refresh and not groups and self.segments:
             groups = [list(range(len(self.segments)))]
         for names in [[self.segments[p]["name"] for p in group] for group in groups]:
