@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from tremor.corpus import Document
@@ -40,6 +41,7 @@ class SegmentedIndex:
         # each segment's standing filter: its live documents (None without deletions)
         self._live_filters = [None if d is None else check_allow(~d, d.shape[0]) for d in self.deleted]
         self._documents: SparseVectors | None = None
+        self._exact_args: tuple | None = None
 
     @property
     def n_docs(self) -> int:
@@ -72,6 +74,8 @@ class SegmentedIndex:
             if allow.dtype != np.bool_ or allow.shape != (self.n_docs,):
                 raise QueryError(f"allow must be a boolean mask of length {self.n_docs} (got {allow.dtype}"
                                  f"{list(allow.shape)})")
+        if allow is None and self.index_type == "exact" and len(self.indexes) > 1 and not search_params:
+            return self._search_exact_at_once(queries, k)
         n_queries = len(queries)
         all_scores = [np.full((n_queries, 0), -np.inf, np.float32)]
         all_docs = [np.full((n_queries, 0), -1, np.int64)]
@@ -95,6 +99,23 @@ class SegmentedIndex:
         tie = np.where(docs >= 0, docs, np.iinfo(np.int64).max)
         order = np.lexsort((tie, -scores), axis=-1)[:, :k]  # score descending, then number ascending
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(docs, order, axis=1)
+
+    def _search_exact_at_once(self, queries: SparseVectors, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """All exact segments in one kernel call (no per-segment dispatch and merge in Python)."""
+        from tremor.index.exact import check_search_args
+        from tremor.index.segment_kernels import (
+            concat_exact_segments,
+            search_exact_segments,
+            search_exact_segments_serial,
+        )
+
+        check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        if self._exact_args is None:
+            self._exact_args = concat_exact_segments(self.indexes, self.deleted)
+        if len(queries) == 1 or numba.get_num_threads() == 1:
+            return search_exact_segments_serial(queries.indptr, queries.indices, queries.values, *self._exact_args, k)
+        return search_exact_segments(queries.indptr, queries.indices, queries.values, *self._exact_args, k,
+                                     max(1, min(len(queries), numba.get_num_threads())))
 
     def documents(self) -> SparseVectors:
         """Document vectors of all segments by global number (deleted ones included), for PRF."""
