@@ -246,10 +246,13 @@ def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None
               help="Seismic: skip a block when its summary score < heap_factor × the k-th best score so far.")
 @click.option("--knn", "n_knn", type=int, default=None,
               help="Seismic: neighbours of each result to score (needs an index built with --knn).")
+@click.option("--filter-ids", "filter_ids", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Return only documents whose ids are listed in this file (one id per line).")
 @hybrid_options
 def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, no_text: bool, topics: Path | None,
            output: Path | None, run_tag: str, params: tuple[str, ...], query_cut: int | None,
-           heap_factor: float | None, n_knn: int | None, **pipeline_options) -> None:
+           heap_factor: float | None, n_knn: int | None, filter_ids: Path | None = None,
+           **pipeline_options) -> None:
     """Search an index directory with text queries given as arguments or in a --topics file (sparse, dense or
     hybrid, with or without PRF); print the hits, or write a TREC run with --output."""
     from tremor.search import Searcher
@@ -266,9 +269,15 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, no_
         searcher = Searcher.load(index_dir)
         _check_seismic_flags(seismic, searcher.manifest, index_dir)
         search_params.update(seismic)
+        if filter_ids is not None:
+            from tremor.index.segments import read_id_file
+
+            search_params["allow"] = read_id_file(filter_ids)
         found = searcher.batch_search([queries[i] for i in searchable], k=k, with_text=with_text,
                                       **search_params) if searchable else []
     else:
+        if filter_ids is not None:
+            raise TremorError("--filter-ids applies to sparse search (not with --hybrid, --dense or --prf)")
         from tremor.search.pipeline import HybridSearcher
 
         config.check()
@@ -603,6 +612,70 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
     from tremor.serve.processes import run_processes
 
     run_processes(processes, host, port, log_level, access_log)
+
+
+@index.command("add")
+@click.argument("index_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--corpus", required=True, help="BEIR folder, JSONL or TSV file, or ir_datasets id.")
+@click.option("--encoder", default="bm25", show_default=True,
+              help="For a new index only: 'bm25', or a model directory / hub name.")
+@click.option("--index", "index_spec", default="exact", show_default=True,
+              help="For a new index only: index type and build parameters, e.g. 'seismic,lambda=3000'.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def index_add(index_dir: Path, corpus: str, encoder: str, index_spec: str, quiet: bool) -> None:
+    """Add (or replace, by id) documents of a corpus in a live index as one new segment, and commit."""
+    from tremor.corpus import read_documents
+    from tremor.index.segments import IndexWriter
+
+    started = time.perf_counter()
+    documents = list(read_documents(corpus))
+    with IndexWriter(index_dir, encoder=encoder, index=index_spec, progress=not quiet) as writer:
+        added = writer.add(documents)
+        generation = writer.commit()
+        live = len(writer)
+    click.echo(f"added {added} documents to {index_dir} (commit {generation}, {live} live documents) in "
+               f"{time.perf_counter() - started:.1f}s")
+
+
+@index.command("delete")
+@click.argument("index_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ids", "ids_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File of document ids to delete, one per line.")
+def index_delete(index_dir: Path, ids_file: Path) -> None:
+    """Delete documents by id from an index, and commit (unknown ids are reported, not an error)."""
+    from tremor.index.segments import IndexWriter, read_id_file
+
+    if not index_dir.is_dir():
+        raise TremorError(f"{index_dir}: no such index directory")
+    ids = read_id_file(ids_file)
+    with IndexWriter(index_dir) as writer:
+        found = writer.delete(ids)
+        generation = writer.commit()
+        live = len(writer)
+    click.echo(f"deleted {found} of {len(ids)} ids ({len(ids) - found} not found) from {index_dir} "
+               f"(commit {generation}, {live} live documents)")
+
+
+@index.command("merge")
+@click.argument("index_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--tiered", is_flag=True, help="Only merge what the tiered policy picks (small segments of one tier, "
+              "segments mostly deleted) instead of everything into one segment.")
+@click.option("--keep-statistics", is_flag=True,
+              help="BM25: keep the statistics of the first build instead of refitting them on the merged corpus.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def index_merge(index_dir: Path, tiered: bool, keep_statistics: bool, quiet: bool) -> None:
+    """Merge a live index's segments (by default all into one, dropping deleted documents), and commit."""
+    from tremor.index.segments import IndexWriter
+
+    if not index_dir.is_dir():
+        raise TremorError(f"{index_dir}: no such index directory")
+    started = time.perf_counter()
+    with IndexWriter(index_dir, progress=not quiet) as writer:
+        before = len(writer.segments)
+        generation = writer.merge(force=not tiered, refresh_statistics=False if keep_statistics or tiered else None)
+        after = len(writer.segments)
+    click.echo(f"merged {before} segments into {after} in {index_dir} (commit {generation}) in "
+               f"{time.perf_counter() - started:.1f}s")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from tremor.errors import IndexFormatError, QueryError, TremorError, VocabularyMismatchError
+from tremor.index.filtered import DocFilter, check_allow, pad_results, score_subset_csr
 from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
 from tremor.sparse import SparseVectors
 
@@ -43,14 +44,18 @@ HEAP_MAX_K = 64  # up to this k a bounded heap selects the top k; above it, a li
 def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray, post_docs: np.ndarray,
                 post_values: np.ndarray, acc: np.ndarray, seen: np.ndarray, touched: np.ndarray,
                 cand_scores: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, k: int,
-                out_scores: np.ndarray, out_docs: np.ndarray) -> None:
+                out_scores: np.ndarray, out_docs: np.ndarray, allow: np.ndarray | None = None,
+                blocked: np.ndarray | None = None) -> None:
     """Score one query term-at-a-time into ``acc`` and keep its top k; the scratch arrays are left cleared.
 
     When the query's postings are many for the collection (at least an eighth of its size), the scatter runs without
     bookkeeping and a linear scan over ``acc`` finds the scored documents: no branch per posting. Otherwise the
     documents touched are listed as they are first scored, so a short query on a large collection stays cheap.
     Small k: a heap that is offered a document only when it beats the heap's worst, a branch that is predictable
-    once the heap fills. Large k: the scored documents are gathered and ``select_top_k`` partitions them."""
+    once the heap fills. Large k: the scored documents are gathered and ``select_top_k`` partitions them.
+    With a filter (``allow``, a boolean mask, and ``blocked``, the documents it excludes) the excluded documents'
+    scores are cleared before selection, so k allowed documents come back; without one (None) Numba compiles the
+    filter code out."""
     n_terms = post_indptr.shape[0] - 1
     n_docs = acc.shape[0]
     n_postings = 0
@@ -76,6 +81,14 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
                     touched[n_touched] = doc
                     n_touched += 1
                 acc[doc] += weight * post_values[pp]
+    if allow is not None:
+        if dense:
+            for i in range(blocked.shape[0]):
+                acc[blocked[i]] = 0.0
+        else:
+            for i in range(n_touched):
+                if not allow[touched[i]]:
+                    acc[touched[i]] = 0.0
     if dense:
         if k <= HEAP_MAX_K:
             # heap_select_ascending's loop, reading the accumulator directly: gathering the candidates first would
@@ -117,7 +130,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _search_exact(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray,
-                  post_docs: np.ndarray, post_values: np.ndarray, n_docs: int, k: int, n_chunks: int) -> tuple:
+                  post_docs: np.ndarray, post_values: np.ndarray, n_docs: int, k: int, n_chunks: int,
+                  allow: np.ndarray | None = None, blocked: np.ndarray | None = None) -> tuple:
     """A batch of queries, in parallel over ``n_chunks`` interleaved slices, each with its own scratch arrays."""
     n_queries = q_indptr.shape[0] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
@@ -132,20 +146,21 @@ def _search_exact(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         for qi in range(chunk, n_queries, n_chunks):
             lo, hi = q_indptr[qi], q_indptr[qi + 1]
             _search_one(q_indices[lo:hi], q_values[lo:hi], post_indptr, post_docs, post_values, acc, seen, touched,
-                        cand_scores, heap_scores, heap_docs, k, out_scores[qi], out_docs[qi])
+                        cand_scores, heap_scores, heap_docs, k, out_scores[qi], out_docs[qi], allow, blocked)
     return out_scores, out_docs
 
 
 @numba.njit(cache=True, nogil=True)
 def _search_exact_single(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.ndarray, post_docs: np.ndarray,
-                         post_values: np.ndarray, n_docs: int, k: int) -> tuple:
+                         post_values: np.ndarray, n_docs: int, k: int, allow: np.ndarray | None = None,
+                         blocked: np.ndarray | None = None) -> tuple:
     """One query on the calling thread: no parallel region to enter (its set-up costs more than a short query)."""
     out_scores = np.full((1, k), -np.inf, dtype=np.float32)
     out_docs = np.full((1, k), -1, dtype=np.int64)
     _search_one(q_indices, q_values, post_indptr, post_docs, post_values, np.zeros(n_docs, dtype=np.float32),
                 np.zeros(n_docs, dtype=np.bool_), np.empty(n_docs, dtype=np.int32),
                 np.empty(n_docs, dtype=np.float32), np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), k,
-                out_scores[0], out_docs[0])
+                out_scores[0], out_docs[0], allow, blocked)
     return out_scores, out_docs
 
 
@@ -181,19 +196,37 @@ class ExactIndex:
         """The indexed document vectors."""
         return SparseVectors(self.doc_indptr, self.doc_indices, self.doc_values, self.vocab_size, self.vocab_id)
 
-    def search(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: SparseVectors, k: int = 10, allow: np.ndarray | None = None,
+               **search_params) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents per query: (scores float32 [n, k], doc ids int64 [n, k]), best first; rows are padded
         with (-inf, -1) where fewer than k documents share a term with the query; k is clamped to the document
-        count. Exhaustive search has no search-time parameters; passing any is an error."""
+        count. ``allow``: an optional boolean mask over the documents; only those may come back (see
+        ``tremor.index.filtered``). Exhaustive search has no search-time parameters; passing any is an error."""
         if search_params:
             raise QueryError(f"the exact index takes no search parameters (got {', '.join(sorted(search_params))})")
         k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
+        doc_filter = check_allow(allow, self.n_docs)
+        if doc_filter is not None:
+            return self._search_filtered(queries, int(k), doc_filter)
         if len(queries) == 1:
             return _search_exact_single(queries.indices, queries.values, self.post_indptr, self.post_docs,
                                         self.post_values, self.n_docs, int(k))
         n_chunks = max(1, min(len(queries), numba.get_num_threads()))
         return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
                              self.post_values, self.n_docs, int(k), n_chunks)
+
+    def _search_filtered(self, queries: SparseVectors, k: int, doc_filter: DocFilter) -> tuple[np.ndarray, np.ndarray]:
+        if doc_filter.n_allowed == 0:
+            return pad_results(len(queries), k)
+        if doc_filter.use_subset(k):
+            return score_subset_csr(queries.indptr, queries.indices, queries.values, doc_filter.allowed,
+                                    self.doc_indptr, self.doc_indices, self.doc_values, self.vocab_size, k)
+        if len(queries) == 1:
+            return _search_exact_single(queries.indices, queries.values, self.post_indptr, self.post_docs,
+                                        self.post_values, self.n_docs, k, doc_filter.allow, doc_filter.blocked)
+        n_chunks = max(1, min(len(queries), numba.get_num_threads()))
+        return _search_exact(queries.indptr, queries.indices, queries.values, self.post_indptr, self.post_docs,
+                             self.post_values, self.n_docs, k, n_chunks, doc_filter.allow, doc_filter.blocked)
 
     # --------------------------------------------------------------------------------------------- persistence
     def params(self) -> dict:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index import seismic_kernels as kernels
 from tremor.index.exact import _transpose, check_search_args
+from tremor.index.filtered import DocFilter, check_allow, pad_results
 from tremor.sparse import SparseVectors
 
 FLOAT16_MAX = 65504.0
@@ -308,12 +309,14 @@ class SeismicIndex:
         """Neighbours stored per document (0 without a κ-NN graph)."""
         return int(self.knn_neighbors.shape[1])
 
-    def search(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: SparseVectors, k: int = 10, allow: np.ndarray | None = None,
+               **search_params) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k documents per query: (scores float32 [n, k], doc ids int64 [n, k]), best first, padded
         with (-inf, -1). Search parameters: ``query_cut`` (query terms whose lists are visited), ``heap_factor``
         (skip a block when its summary score < heap_factor × the k-th best score so far), ``n_knn`` (neighbours of
         each result to score, SeismicWave; needs an index built with knn > 0), ``sort_first`` (visit the first
-        list's blocks by decreasing summary score)."""
+        list's blocks by decreasing summary score); k is clamped to the document count. ``allow``: an optional
+        boolean mask over the documents; only those may come back (see ``tremor.index.filtered``)."""
         k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
         try:
             key = tuple(search_params.items())
@@ -324,7 +327,44 @@ class SeismicIndex:
             checked = self._check_search_params(search_params)
             if key is not None and len(self._checked_params) < 256:
                 self._checked_params[key] = checked
+        doc_filter = check_allow(allow, self.n_docs)
+        if doc_filter is not None:
+            return self._search_filtered(queries, int(k), checked, doc_filter)
         return self._search_arrays(queries, int(k), *checked)
+
+    def _search_filtered(self, queries: SparseVectors, k: int, checked: tuple,
+                         doc_filter: DocFilter) -> tuple[np.ndarray, np.ndarray]:
+        """Search with excluded documents marked as already visited, so the heap fills with allowed ones. A very
+        selective filter scores the allowed documents exactly instead; so does a query that came back with fewer
+        than k hits while the filter excludes most documents (static pruning may have left its allowed documents
+        off the posting lists)."""
+        n_queries = len(queries)
+        if doc_filter.n_allowed == 0:
+            return pad_results(n_queries, k)
+        query_cut, heap_factor, n_knn, sort_first = checked
+        if doc_filter.use_subset(k):
+            scores, docs = pad_results(n_queries, k)
+            short = np.arange(n_queries, dtype=np.int64)
+        else:
+            words = doc_filter.blocked_words
+            if n_queries == 1 or numba.get_num_threads() == 1:
+                q_dense, _, visited_docs, block_codes, block_weight, block_order = self._thread_scratch()
+                scores, docs = kernels.search_serial(
+                    queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
+                    *self._index_arrays(), q_dense, words.copy(), visited_docs, block_codes, block_weight,
+                    block_order, words)
+            else:
+                scores, docs = kernels.search_parallel(
+                    queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
+                    *self._index_arrays(), max(self.max_blocks, 1), min(n_queries, numba.get_num_threads()), words)
+            if 2 * doc_filter.n_allowed > self.n_docs:
+                return scores, docs
+            short = np.flatnonzero((docs >= 0).sum(axis=1) < min(k, doc_filter.n_allowed)).astype(np.int64)
+        if short.size:
+            kernels.score_subset(queries.indptr, queries.indices, queries.values, short, doc_filter.allowed,
+                                 self.doc_indptr, self.doc_components, self.doc_values_bits, self.vocab_size, k,
+                                 scores, docs)
+        return scores, docs
 
     def _check_search_params(self, search_params: dict) -> tuple[int, float, int, bool]:
         """(query_cut, heap_factor, n_knn, sort_first) from the caller's parameters over the defaults, or QueryError."""

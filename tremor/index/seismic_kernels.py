@@ -698,8 +698,10 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                 q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
                 block_weight: np.ndarray,
                 block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
-                out_docs: np.ndarray) -> None:
-    """Seismic search of one query; scratch arrays come in zeroed and are left zeroed.
+                out_docs: np.ndarray, blocked_words: np.ndarray | None = None) -> None:
+    """Seismic search of one query; scratch arrays come in zeroed and are left zeroed. With a filter,
+    ``visited`` comes in equal to ``blocked_words`` (the excluded documents' bits: they are never scored, as if
+    already seen, so the heap fills with allowed documents only) and is left equal to it.
 
     For each of the ``query_cut`` largest query terms (equal weights, common with BM25 queries, go to the term whose
     list holds the larger value: it can add the most to a score, so visiting it first fills the heap with strong
@@ -791,8 +793,13 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
             size, n_visited = _score_docs(neighbours, 0, end, k, size, n_visited, doc_indptr, doc_components,
                                           doc_values, q_dense, visited, visited_docs, heap_scores, heap_docs)
     heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
-    for i in range(n_visited):
-        visited[visited_docs[i] >> 6] = 0
+    if blocked_words is None:
+        for i in range(n_visited):
+            visited[visited_docs[i] >> 6] = 0
+    else:
+        for i in range(n_visited):
+            word = visited_docs[i] >> 6
+            visited[word] = blocked_words[word]
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = 0.0
@@ -807,8 +814,9 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
                   summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
                   knn: np.ndarray, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                   visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
-                  block_order: np.ndarray) -> tuple:
-    """Search queries one after the other on the calling thread, with caller-owned (zeroed) scratch arrays."""
+                  block_order: np.ndarray, blocked_words: np.ndarray | None = None) -> tuple:
+    """Search queries one after the other on the calling thread, with caller-owned (zeroed) scratch arrays; with a
+    filter, ``visited`` must come in equal to ``blocked_words``."""
     n_queries = q_indptr.shape[0] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
@@ -821,7 +829,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                     posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip, block_bits,
                     knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
-                    heap_scores, heap_docs, out_scores[qi], out_docs[qi])
+                    heap_scores, heap_docs, out_scores[qi], out_docs[qi], blocked_words)
     return out_scores, out_docs
 
 
@@ -832,8 +840,10 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                     posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
                     summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
-                    knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int) -> tuple:
-    """Search a batch of queries in parallel over threads, each thread with its own scratch arrays."""
+                    knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int,
+                    blocked_words: np.ndarray | None = None) -> tuple:
+    """Search a batch of queries in parallel over threads, each thread with its own scratch arrays (and, with a
+    filter, the excluded documents marked as visited from the start)."""
     n_queries = q_indptr.shape[0] - 1
     n_docs = doc_indptr.shape[0] - 1
     n_terms = list_block_indptr.shape[0] - 1
@@ -842,6 +852,8 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
     for chunk in numba.prange(n_chunks):
         q_dense = np.zeros(n_terms, dtype=np.float32)
         visited = np.zeros((n_docs >> 6) + 1, dtype=np.uint64)
+        if blocked_words is not None:
+            visited[:] = blocked_words
         visited_docs = np.empty(n_docs, dtype=np.int32)
         block_codes = np.zeros(max_blocks, dtype=np.float32)
         block_weight = np.zeros(max_blocks, dtype=np.float32)
@@ -855,8 +867,35 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                         posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip,
                         block_bits, knn, list_max, q_dense, visited, visited_docs, block_codes,
-                        block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi])
+                        block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi],
+                        blocked_words)
     return out_scores, out_docs
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def score_subset(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, rows: np.ndarray,
+                 subset: np.ndarray, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 n_terms: int, k: int, out_scores: np.ndarray, out_docs: np.ndarray) -> None:
+    """Exact top k over just the documents ``subset`` (ascending) from the forward index, for the queries ``rows``,
+    written into those rows of out_*: the filtered search's fallback when few documents are allowed."""
+    m = subset.shape[0]
+    for r in numba.prange(rows.shape[0]):
+        qi = rows[r]
+        q_dense = np.zeros(n_terms, dtype=np.float32)
+        for p in range(q_indptr[qi], q_indptr[qi + 1]):
+            if q_indices[p] < n_terms:
+                q_dense[q_indices[p]] = q_values[p]
+        heap_scores = np.empty(k, dtype=np.float32)
+        heap_docs = np.empty(k, dtype=np.int64)
+        size = 0
+        for i in range(m):
+            doc = subset[i]
+            score = _doc_dot(doc, doc_indptr, doc_components, doc_values, q_dense)
+            if score > 0 and (size < k or score >= heap_scores[0]):
+                size = heap_push(heap_scores, heap_docs, size, k, score, doc)
+        out_scores[qi, :] = -np.inf
+        out_docs[qi, :] = -1
+        heap_drain_sorted(heap_scores, heap_docs, size, out_scores[qi], out_docs[qi])
 
 
 @numba.njit(cache=True, nogil=True)

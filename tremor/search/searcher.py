@@ -12,6 +12,7 @@ from tremor.encoders import SparseEncoder, load_saved_encoder
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index import index_class
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
+from tremor.index.segments import is_live
 from tremor.index.snapshot import load_snapshot
 from tremor.index.storage import check_files, load_arrays, read_manifest
 from tremor.sparse import SparseVectors
@@ -101,6 +102,12 @@ class Searcher:
     def load(cls, path: str | Path, mmap: bool = True, verify: bool = False, **search_params) -> Searcher:
         """Open an index directory; ``search_params`` (e.g. query_cut, heap_factor) become the defaults."""
         path = Path(path)
+        if is_live(path):  # a segmented index (commit points): the newest commit is this searcher's snapshot
+            from tremor.search.segmented import open_live
+
+            searcher = cls(*open_live(path, mmap=mmap, verify=verify), **search_params)
+            searcher.path, searcher._open_args = path, (mmap, verify)
+            return searcher
         index, encoder, docstore, manifest = load_snapshot(path, lambda root: _load_parts(root, mmap, verify))
         if docstore is not None:
             docstore.path = path / DOCSTORE_FILE
@@ -122,24 +129,65 @@ class Searcher:
                 raise QueryError(f"query {i} is empty; give some text to search for")
         return self.encoder.encode_queries(list(queries))
 
-    def search_vectors(self, queries: SparseVectors, k: int = 10, **search_params) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, internal doc numbers) for already encoded queries, padded with (-inf, -1)."""
+    def search_vectors(self, queries: SparseVectors, k: int = 10, allow=None,
+                       **search_params) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, internal doc numbers) for already encoded queries, padded with (-inf, -1). ``allow``:
+        external ids or a boolean mask over internal numbers; only those documents may come back."""
+        if allow is not None:
+            search_params["allow"] = self.allow_mask(allow)
         return self.index.search(queries, k, **{**self.search_params, **search_params})
 
-    def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = True,
+    def allow_mask(self, allow) -> np.ndarray:
+        """A boolean mask over internal numbers from a mask or a sequence of external ids (ids not in the index are
+        ignored: they cannot come back anyway)."""
+        if isinstance(allow, np.ndarray) and allow.dtype == np.bool_:
+            return allow
+        if isinstance(allow, str):
+            raise QueryError("allow takes a sequence of ids, not one string")
+        if self.docstore is None:
+            raise TremorError("this searcher has no document store, so ids cannot be resolved; pass a boolean mask")
+        lookup = getattr(self, "_id_lookup", None)
+        if lookup is None:
+            lookup = self._id_lookup = {d: i for i, d in enumerate(self.docstore.ids())}
+        mask = np.zeros(self.index.n_docs, dtype=bool)
+        numbers = [lookup[d] for d in map(str, allow) if d in lookup]
+        mask[np.asarray(numbers, dtype=np.int64)] = True
+        return mask
+
+    def refresh(self) -> bool:
+        """Move to the newest commit of a live index, if there is a newer one; True when it moved. Until then this
+        searcher keeps searching its own snapshot."""
+        path = getattr(self, "path", None)
+        if path is None or not is_live(path):
+            return False
+        from tremor.index.segments import read_commit
+        from tremor.search.segmented import open_live
+
+        newest = read_commit(path)
+        if newest is None or newest["generation"] == self.manifest.get("generation"):
+            return False
+        index, encoder, docstore, manifest = open_live(path, *self._open_args)
+        old = self.docstore
+        self.index, self.encoder, self.docstore, self.manifest = index, encoder, docstore, manifest
+        self._id_lookup = None
+        if old is not None:
+            old.close()
+        return True
+
+    def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = True, allow=None,
                      **search_params) -> list[list[Hit]]:
-        """Top-k hits for each query text."""
+        """Top-k hits for each query text (``allow``: see ``search_vectors``)."""
         if isinstance(queries, str):
             raise QueryError("batch_search takes a list of queries; use search() for one")
-        scores, numbers = self.search_vectors(self.encode_queries(queries), k, **search_params)
+        scores, numbers = self.search_vectors(self.encode_queries(queries), k, allow=allow, **search_params)
         return self.hits(scores, numbers, with_text)
 
-    def search(self, query: str, k: int = 10, with_text: bool = True, **search_params) -> list[Hit]:
+    def search(self, query: str, k: int = 10, with_text: bool = True, allow=None, **search_params) -> list[Hit]:
         """Top-k hits for one query text."""
         if not isinstance(query, str):
             raise QueryError(f"search takes one query string (got {type(query).__name__}); "
                              "use batch_search for a list")
-        return self.batch_search([query], k, with_text, **search_params)[0]
+        return self.batch_search([query], k, with_text, allow=allow, **search_params)[0]
 
     def hits(self, scores: np.ndarray, numbers: np.ndarray, with_text: bool = True) -> list[list[Hit]]:
         """Turn (scores, internal numbers) arrays into Hit lists, resolving ids and texts through the doc store."""

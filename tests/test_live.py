@@ -1,0 +1,326 @@
+"""Live indexes in one process: add / update / delete / commit semantics, snapshots and refresh, the write lock,
+version-1 directories, Seismic segments, the tiered merge policy, a property test against a dict, a learned model
+giving the same top 10 as a full build, and the CLI."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json
+import random
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from tremor.cli import cli
+from tremor.corpus import Document
+from tremor.errors import TremorError
+from tremor.index.builder import build_index
+from tremor.index.segments import IndexWriter, is_live, read_commit
+from tremor.search import Searcher
+
+WORDS = ["cat", "dog", "mat", "park", "tree", "pond", "duck", "rock", "wave", "fault", "ground", "quake", "ball",
+         "home", "river", "stone", "cloud", "rain", "wind", "sun", "the", "a", "and", "in"]
+QUERIES = ["cat park", "wave rock fault", "duck pond tree", "rain wind cloud sun", "stone river home ball"]
+
+
+def make_docs(n, seed=0, prefix="d", start=0):
+    rng = random.Random(seed)
+    return [Document(f"{prefix}{start + i}", " ".join(rng.choices(WORDS, k=rng.randint(3, 15))), "") for i in range(n)]
+
+
+def ids_of(hits):
+    return [h.id for h in hits]
+
+
+def test_changes_are_invisible_until_commit_and_readers_keep_their_snapshot(tmp_path):
+    path = tmp_path / "live"
+    docs = make_docs(20)
+    with IndexWriter(path) as writer:
+        writer.add(docs[:10])
+        assert writer.commit() == 1
+        reader = Searcher.load(path)
+        writer.add(docs[10:])
+        writer.delete(["d0", "d1", "nope"])
+        assert reader.refresh() is False  # nothing committed yet
+        assert reader.manifest["counts"]["documents"] == 10
+        assert writer.commit() == 2
+        assert writer.commit() == 2  # nothing new: no new commit
+    assert reader.manifest["generation"] == 1 and reader.index.n_live == 10  # its snapshot, until it refreshes
+    before = reader.batch_search(QUERIES, k=20, with_text=False)
+    assert reader.refresh() is True
+    assert reader.manifest["generation"] == 2 and reader.index.n_live == 18 and reader.index.n_segments == 2
+    after = reader.batch_search(QUERIES, k=20, with_text=False)
+    assert any("d0" in ids_of(h) or "d1" in ids_of(h) for h in before)
+    assert all("d0" not in ids_of(h) and "d1" not in ids_of(h) for h in after)
+
+
+def test_update_semantics_and_duplicates_in_a_batch(tmp_path):
+    path = tmp_path / "live"
+    with IndexWriter(path) as writer:
+        writer.add([Document("a", "cat park"), Document("b", "dog pond"), Document("a", "rock wave fault")])
+        writer.commit()
+        assert len(writer) == 2
+        writer.update([Document("b", "dog park wave")])
+        writer.commit()
+    searcher = Searcher.load(path)
+    assert searcher.index.n_live == 2
+    texts = {h.id: h.text for h in searcher.search("cat park rock wave dog pond", k=10)}
+    assert texts == {"a": "rock wave fault", "b": "dog park wave"}  # the last version of each id, once
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "live"
+    with IndexWriter(path) as writer:
+        writer.add(make_docs(3))
+        writer.commit()
+        with pytest.raises(TremorError, match="another IndexWriter holds"):
+            IndexWriter(path)
+    with IndexWriter(path) as again:  # released on close
+        assert again.generation == 1
+
+
+def test_version_one_directory_still_loads_and_becomes_live(tmp_path):
+    path = tmp_path / "old"
+    docs = make_docs(30, seed=1)
+    build_index(docs, path, progress=False)
+    old = Searcher.load(path)
+    assert not is_live(path) and old.n_docs == 30
+    expected = [ids_of(h) for h in old.batch_search(QUERIES, k=5, with_text=False)]
+    with IndexWriter(path) as writer:
+        assert len(writer) == 30 and writer.generation == 0
+        writer.add(make_docs(5, seed=2, start=30))
+        writer.delete(["d3"])
+        writer.commit()
+    live = Searcher.load(path)
+    assert is_live(path) and live.index.n_live == 34 and live.index.n_segments == 2
+    assert live.index.search(live.encode_queries(["cat"]), 50)[1].max() < 35
+    with IndexWriter(path) as writer:
+        writer.merge(force=True, refresh_statistics=False)
+    assert not (path / "manifest.json").exists() and not (path / "arrays").exists()  # the old files, unreferenced
+    merged = Searcher.load(path)
+    assert merged.index.n_segments == 1 and merged.index.n_live == 34
+    got = [ids_of(h) for h in merged.batch_search(QUERIES, k=5, with_text=False)]
+    assert got != [] and all("d3" not in g for g in got)
+    assert expected  # the version-1 results were readable before the first commit
+    assert old.batch_search(QUERIES, k=5, with_text=False)  # and a reader opened then still searches its snapshot
+
+
+def random_vectors_docs(n, seed):
+    rng = random.Random(seed)
+    return [Document(f"s{seed}_{i}", " ".join(rng.choices(WORDS, k=rng.randint(5, 20)))) for i in range(n)]
+
+
+def test_seismic_segments_skip_deleted_documents(tmp_path):
+    path = tmp_path / "live"
+    spec = "seismic,lambda=inf,alpha=1.0"
+    with IndexWriter(path, index=spec) as writer:
+        for seed in range(3):
+            writer.add(random_vectors_docs(40, seed))
+            writer.commit()
+        deleted = [f"s{seed}_{i}" for seed in range(3) for i in range(0, 40, 3)]
+        writer.delete(deleted)
+        writer.commit()
+    searcher = Searcher.load(path, query_cut=100, heap_factor=1.0)
+    assert searcher.manifest["index_type"] == "seismic" and searcher.index.n_segments == 3
+    full = tmp_path / "full"
+    kept = [d for seed in range(3) for d in random_vectors_docs(40, seed) if d.id not in set(deleted)]
+    # same statistics as the live index: the encoder fitted on the first batch
+    with IndexWriter(full, index="exact") as reference:
+        reference.add(random_vectors_docs(40, 0))
+        reference.add([d for d in kept if not d.id.startswith("s0_")])
+        reference.delete([d for d in deleted if d.startswith("s0_")])
+        reference.commit()
+    exact = Searcher.load(full)
+    for query in QUERIES:
+        got = searcher.search(query, k=10, with_text=False)
+        want = exact.search(query, k=10, with_text=False)
+        assert not set(ids_of(got)) & set(deleted)
+        assert np.allclose([h.score for h in got], [h.score for h in want], rtol=1e-3)
+
+
+def test_filter_by_ids_at_the_searcher(tmp_path):
+    path = tmp_path / "live"
+    with IndexWriter(path) as writer:
+        writer.add(make_docs(50, seed=3))
+        writer.add(make_docs(50, seed=4, start=50))
+        writer.delete(["d10"])
+        writer.commit()
+    searcher = Searcher.load(path)
+    allowed = ["d10", "d11", "d60", "d99", "unknown"]
+    for hits in searcher.batch_search(QUERIES, k=10, with_text=False, allow=allowed):
+        assert set(ids_of(hits)) <= {"d11", "d60", "d99"}
+    mask = np.zeros(searcher.n_docs, bool)
+    mask[:50] = True
+    for hits in searcher.batch_search(QUERIES, k=10, with_text=False, allow=mask):
+        assert all(int(h.id[1:]) < 50 and h.id != "d10" for h in hits)
+
+
+def test_tiered_policy_merges_a_full_tier_and_keeps_document_order(tmp_path):
+    path = tmp_path / "live"
+    with IndexWriter(path, merge_factor=3, floor_segment=100) as writer:
+        for batch in range(4):
+            writer.add(make_docs(10, seed=batch, start=10 * batch))
+        writer.commit()
+        assert [len(g) for g in writer.merge_candidates()] == [4]
+        writer.merge()
+        assert len(writer.segments) == 1
+        writer.add(make_docs(5, seed=9, start=40))
+        writer.delete([f"d{i}" for i in range(40, 44)])  # 4 of 5 deleted: rewritten alone
+        assert writer.merge_candidates() == [[1]]
+        writer.merge()
+        assert [s["documents"] for s in writer.segments] == [40, 1]
+    searcher = Searcher.load(path)
+    assert searcher.docstore.ids() == [f"d{i}" for i in range(40)] + ["d44"]
+
+
+def test_live_index_equals_dict_reference_over_random_operations(tmp_path):
+    """Random add / update / delete / commit / merge sequences: after every commit the searcher holds exactly the
+    reference's documents, deleted ids never come back, and scores equal an exact search over the live texts."""
+    for seed in range(4):
+        rng = random.Random(seed)
+        path = tmp_path / f"live{seed}"
+        reference: dict[str, str] = {}
+        writer = IndexWriter(path, merge_factor=3, floor_segment=8)
+        pool = [f"p{i}" for i in range(40)]
+        ever_deleted: set[str] = set()
+        for step in range(14):
+            action = rng.random()
+            if step == 0 or action < 0.5:
+                batch = [Document(i, " ".join(rng.choices(WORDS, k=rng.randint(2, 10))))
+                         for i in rng.sample(pool, rng.randint(1, 8))]
+                writer.add(batch)
+                for doc in batch:
+                    reference[doc.id] = doc.text
+                    ever_deleted.discard(doc.id)
+            else:
+                gone = rng.sample(pool, rng.randint(1, 6))
+                writer.delete(gone)
+                for doc_id in gone:
+                    if reference.pop(doc_id, None) is not None:
+                        ever_deleted.add(doc_id)
+            if rng.random() < 0.25:
+                force = rng.random() < 0.5
+                writer.merge(force=force, refresh_statistics=force and rng.random() < 0.5)
+            else:
+                writer.commit()
+            searcher = Searcher.load(path)
+            live = searcher.index.live_mask()
+            held = {d.id: d.text for d in searcher.docstore.get(np.flatnonzero(live).tolist())}
+            assert held == reference, (seed, step)
+            vectors = writer.encoder.encode_documents(list(reference.values())).to_scipy() if reference else None
+            queries = searcher.encode_queries(QUERIES)
+            scores, numbers = searcher.search_vectors(queries, k=8)
+            ids = searcher.docstore.ids()
+            for qi in range(len(QUERIES)):
+                got = [ids[n] for n in numbers[qi] if n >= 0]
+                assert not set(got) & ever_deleted
+                assert set(got) <= set(reference)
+                if vectors is None:
+                    assert got == []
+                    continue
+                exact = np.sort((queries[qi].to_scipy() @ vectors.T).toarray().ravel())[::-1]
+                exact = exact[exact > 0][:8]
+                assert np.allclose(scores[qi][: len(got)], exact, rtol=1e-4), (seed, step, qi)
+        writer.close()
+
+
+def tiny_splade_encoder(tmp_path):
+    """A tiny random BERT MLM as a SPLADE encoder (statistics fixed: a document's vector depends on it alone)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    from tremor.encoders.neural import load_encoder, save_model_dir
+    from tremor.encoders.splade import splade_config
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters), *WORDS]
+    (tmp_path / "vocab.txt").write_text("\n".join(dict.fromkeys(tokens)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = BertForMaskedLM(config).eval()
+    model_dir = save_model_dir(tmp_path / "splade", splade_config(document_max_length=32, query_max_length=12),
+                               model=model, tokenizer=tokenizer)
+    return load_encoder(model_dir)
+
+
+def test_learned_model_live_index_gives_the_full_build_top_10(tmp_path):
+    """First half built, second half added in 10 batches: the same top 10 as one build of everything."""
+    encoder = tiny_splade_encoder(tmp_path)
+    docs = make_docs(200, seed=11)
+    queries = [" ".join(random.Random(q).choices(WORDS, k=3)) for q in range(20)]
+    full = Searcher.load(build_index(docs, tmp_path / "full", encoder=encoder, progress=False))
+    with IndexWriter(tmp_path / "live", encoder=encoder) as writer:
+        writer.add(docs[:100])
+        writer.commit()
+        for start in range(100, 200, 10):
+            writer.add(docs[start:start + 10])
+            writer.commit()
+    live = Searcher.load(tmp_path / "live")
+    assert live.index.n_segments == 11
+    want = full.batch_search(queries, k=10, with_text=False)
+    got = live.batch_search(queries, k=10, with_text=False)
+    assert [ids_of(h) for h in got] == [ids_of(h) for h in want]
+    with IndexWriter(tmp_path / "live") as writer:
+        writer.merge(force=True)
+    live.refresh()
+    assert live.index.n_segments == 1
+    assert [ids_of(h) for h in live.batch_search(queries, k=10, with_text=False)] == [ids_of(h) for h in want]
+
+
+def test_cli_add_delete_merge_and_filter(tmp_path):
+    runner = CliRunner()
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    docs = make_docs(12, seed=5)
+    first.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in docs[:6]))
+    second.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in docs[6:]))
+    index = tmp_path / "idx"
+    result = runner.invoke(cli, ["index", "add", str(index), "--corpus", str(first), "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["index", "add", str(index), "--corpus", str(second), "--quiet"])
+    assert "commit 2, 12 live documents" in result.output
+    ids = tmp_path / "ids.txt"
+    ids.write_text("d0\nd7\nmissing\n")
+    result = runner.invoke(cli, ["index", "delete", str(index), "--ids", str(ids)])
+    assert result.exit_code == 0 and "deleted 2 of 3 ids (1 not found)" in result.output
+    allow = tmp_path / "allow.txt"
+    allow.write_text("d1\nd2\nd7\n")
+    result = runner.invoke(cli, ["search", str(index), *QUERIES, "--json", "-k", "5", "--filter-ids", str(allow)])
+    assert result.exit_code == 0, result.output
+    returned = {hit["id"] for line in result.output.splitlines() for hit in json.loads(line)["hits"]}
+    assert returned and returned <= {"d1", "d2"}
+    result = runner.invoke(cli, ["index", "merge", str(index), "--quiet"])
+    assert result.exit_code == 0 and "merged 2 segments into 1" in result.output
+    assert read_commit(index)["counts"] == {"documents": 10, "segments": 1}
+    result = runner.invoke(cli, ["index", "delete", str(tmp_path / "nowhere"), "--ids", str(ids)])
+    assert result.exit_code == 1 and "no such index directory" in result.output
+
+
+def test_exact_segment_filters_agree_with_a_scipy_reference():
+    """The per-segment merge of filtered results equals one filtered exact search over all documents."""
+    from tremor.index.exact import ExactIndex
+    from tremor.search.segmented import SegmentedIndex
+    from tremor.sparse import SparseVectors
+
+    rng = np.random.default_rng(0)
+    docs = SparseVectors.from_scipy(sp.random(300, 80, density=0.08, format="csr", random_state=rng,
+                                              dtype=np.float32))
+    queries = SparseVectors.from_scipy(sp.random(10, 80, density=0.1, format="csr", random_state=rng,
+                                                 dtype=np.float32))
+    cuts = [0, 100, 130, 300]
+    deleted = [rng.random(cuts[i + 1] - cuts[i]) < 0.3 for i in range(3)]
+    segmented = SegmentedIndex([ExactIndex.build(docs[cuts[i]:cuts[i + 1]]) for i in range(3)], deleted, "exact",
+                               80, None)
+    allow = rng.random(300) < 0.6
+    _, numbers = segmented.search(queries, 10, allow=allow)
+    keep = allow & ~np.concatenate(deleted)
+    dense = (queries.to_scipy() @ docs.to_scipy().T).toarray()
+    for qi in range(10):
+        row = np.where(keep & (dense[qi] > 0), dense[qi], -np.inf)
+        order = np.lexsort((np.arange(300), -row))[:10]
+        want = [int(d) for d in order if np.isfinite(row[d])]
+        assert [int(n) for n in numbers[qi] if n >= 0] == want
