@@ -65,10 +65,17 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--batch-size", default=256, show_default=True, help="Documents per encoder batch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--shards", type=int, default=None,
+              help="Build a sharded index of this many shards on Ray (needs tremor[ray]); search it as any index.")
+@click.option("--ray", "ray_address", default="auto", show_default=True,
+              help="With --shards: 'auto' (the running Ray cluster, else a local one) or a cluster address.")
+@click.option("--workers", type=int, default=None,
+              help="With --shards: tasks or model replicas at once [default: all the cluster holds].")
 def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
                 n_postings: float | None, centroid_fraction: float | None, summary_energy: float | None,
-                knn: int | None, batch_size: int, overwrite: bool, quiet: bool) -> None:
-    """Encode a corpus and write an index directory."""
+                knn: int | None, batch_size: int, overwrite: bool, quiet: bool, shards: int | None,
+                ray_address: str, workers: int | None) -> None:
+    """Encode a corpus and write an index directory (or, with --shards, a sharded one built on Ray)."""
     from tremor.index.builder import build_index
 
     extra = _parse_params(params)
@@ -82,6 +89,9 @@ def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: t
             seismic["n_postings"] = int(seismic["n_postings"])
         extra.update(seismic)
     started = time.perf_counter()
+    if shards is not None:
+        _build_sharded(corpus, out, encoder, index_spec, overwrite, quiet, shards, ray_address, workers, extra)
+        return
     path = build_index(corpus, out, encoder=encoder, index=index_spec, overwrite=overwrite, batch_size=batch_size,
                        progress=not quiet, **extra)
     from tremor.index.storage import read_manifest
@@ -91,6 +101,19 @@ def index_build(corpus: str, out: Path, encoder: str, index_spec: str, params: t
                f"in {time.perf_counter() - started:.1f}s")
 
 
+def _build_sharded(corpus: str, out: Path, encoder: str, index_spec: str, overwrite: bool, quiet: bool, shards: int,
+                   ray_address: str, workers: int | None, extra: dict) -> None:
+    from tremor.distributed import build_sharded, cluster, read_shards_manifest
+
+    started = time.perf_counter()
+    with cluster(ray_address):
+        path = build_sharded(corpus, out, shards, encoder=encoder, index=index_spec, overwrite=overwrite,
+                             workers=workers, progress=not quiet, **extra)
+    manifest = read_shards_manifest(path)
+    click.echo(f"built sharded {manifest['index_type']} index of {manifest['counts']['documents']} documents in "
+               f"{len(manifest['shards'])} shards at {path} in {time.perf_counter() - started:.1f}s")
+
+
 @index.command("info")
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.option("--verify", is_flag=True, help="Also check every array's sha256.")
@@ -98,6 +121,17 @@ def index_info(index_dir: Path, verify: bool) -> None:
     """Print an index's manifest (and check its integrity)."""
     from tremor.search import Searcher
 
+    if (Path(index_dir) / "shards.json").is_file():
+        from tremor.distributed import read_shards_manifest
+        from tremor.index.storage import load_arrays, read_manifest
+
+        manifest = read_shards_manifest(index_dir)
+        for entry in manifest["shards"]:  # every shard's arrays: present, right size (and checksums with --verify)
+            shard = Path(index_dir) / entry["path"]
+            load_arrays(shard, read_manifest(shard)["arrays"], verify=verify)
+        manifest["bytes_on_disk"] = sum(p.stat().st_size for p in Path(index_dir).rglob("*") if p.is_file())
+        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
     searcher = Searcher.load(index_dir, verify=verify)
     manifest = dict(searcher.manifest)
     manifest["arrays"] = {name: {k: v for k, v in entry.items() if k != "sha256"}

@@ -14,12 +14,12 @@ Importing this package does not import Ray; each function imports it when it run
 
 from __future__ import annotations
 
-from tremor.distributed.build import build_sharded, merge_bm25_statistics, shard_ranges
+from tremor.distributed.build import build_sharded, build_sharded_from_vectors, merge_bm25_statistics, shard_ranges
 from tremor.distributed.cluster import RayClusterError, ShardError, cluster, connect
 from tremor.distributed.encode import VectorShards, encode_sharded
 from tremor.distributed.manifest import SHARDS_FILE, is_sharded, read_shards_manifest
 from tremor.distributed.search import ShardedDocStore, ShardedSearcher, merge_top_k
 
 __all__ = ["SHARDS_FILE", "RayClusterError", "ShardError", "ShardedDocStore", "ShardedSearcher", "VectorShards",
-           "build_sharded", "cluster", "connect", "encode_sharded", "is_sharded", "merge_bm25_statistics",
-           "merge_top_k", "read_shards_manifest", "shard_ranges"]
+           "build_sharded", "build_sharded_from_vectors", "cluster", "connect", "encode_sharded", "is_sharded",
+           "merge_bm25_statistics", "merge_top_k", "read_shards_manifest", "shard_ranges"]

@@ -28,6 +28,7 @@ from tremor.distributed.manifest import shard_name, write_shards_manifest
 from tremor.distributed.tasks import remote, run_bounded
 from tremor.encoders import BM25Encoder
 from tremor.encoders.analyzer import EnglishAnalyzer
+from tremor.encoders.vector_files import write_vectors
 from tremor.errors import TremorError
 from tremor.index import index_class, parse_index_spec
 from tremor.index.builder import write_index
@@ -128,24 +129,26 @@ def bm25_build_shard(documents: list[Document], counted: tuple, statistics: dict
     return _build_and_write(vectors, documents, index_spec, out, encoder_files, extra, encode_seconds, started)
 
 
-def vectors_build_shard(documents: list[Document], parts: list[str], index_spec: tuple[str, dict], out: str,
-                        encoder_files: tuple[str, dict], extra: dict) -> dict:
+def vectors_build_shard(documents: list[Document] | None, parts: list[str], index_spec: tuple[str, dict], out: str,
+                        encoder_files: tuple[str, dict] | None, extra: dict) -> dict:
     """Build one shard's index from its encoded vector parts and write it as an ordinary index directory."""
     started = time.perf_counter()
     vectors = read_shard_vectors([Path(p) for p in parts])
-    if len(vectors) != len(documents):
+    if documents is not None and len(vectors) != len(documents):
         raise TremorError(f"{out}: {len(vectors)} vectors for {len(documents)} documents")
     return _build_and_write(vectors, documents, index_spec, out, encoder_files, extra, 0.0, started)
 
 
-def _build_and_write(vectors: SparseVectors, documents: list[Document], index_spec: tuple[str, dict], out: str,
-                     encoder_files: tuple[str, dict], extra: dict, encode_seconds: float, started: float) -> dict:
+def _build_and_write(vectors: SparseVectors, documents: list[Document] | None, index_spec: tuple[str, dict],
+                     out: str, encoder_files: tuple[str, dict] | None, extra: dict, encode_seconds: float,
+                     started: float) -> dict:
     index_type, params = index_spec
     built = index_class(index_type).build(vectors, **params)
-    write_index(out, built, documents, SavedEncoderFiles(Path(encoder_files[0]), encoder_files[1]), extra_manifest={
+    encoder = SavedEncoderFiles(Path(encoder_files[0]), encoder_files[1]) if encoder_files is not None else None
+    write_index(out, built, documents, encoder, extra_manifest={
         **extra, "build_seconds": round(time.perf_counter() - started, 3),
-        "counts": {"documents": len(documents), "postings": vectors.nnz}})
-    return {"documents": len(documents), "postings": vectors.nnz, "vocab_size": built.vocab_size,
+        "counts": {"documents": len(vectors), "postings": vectors.nnz}})
+    return {"documents": len(vectors), "postings": vectors.nnz, "vocab_size": built.vocab_size,
             "vocab_id": built.vocab_id, "params": built.params(), "encode_seconds": encode_seconds,
             "seconds": time.perf_counter() - started}
 
@@ -162,12 +165,14 @@ def _read_corpus(corpus: str | Path | Iterable[Document], progress: bool) -> tup
 def build_sharded(corpus: str | Path | Iterable[Document], out: str | Path, shards: int,
                   encoder: str | Any = "bm25", index: str = "exact", overwrite: bool = False,
                   workers: int | None = None, part_size: int = 2048, encoder_options: dict | None = None,
-                  keep_vectors: bool = False, progress: bool = True, **index_params) -> Path:
+                  keep_vectors: bool = False, cpus_per_worker: float = 1.0, progress: bool = True,
+                  **index_params) -> Path:
     """Build a sharded index directory of ``shards`` ordinary indexes over ``corpus`` on the connected Ray cluster.
 
     ``encoder``: "bm25" (or an unfitted ``BM25Encoder`` for other k1/b), a model directory or hub name, or an
     encoder object; ``index``: an index spec as for ``build_index``; ``workers``: tasks (or model replicas) at once,
-    all the cluster holds by default. ``keep_vectors`` keeps a learned encoder's vector parts under ``vectors/``.
+    all the cluster holds by default; ``cpus_per_worker``: CPUs each model replica
+    reserves (on a cluster without GPUs). ``keep_vectors`` keeps a learned encoder's vector parts under ``vectors/``.
     Nothing appears under ``out`` unless every shard succeeds.
     """
     ray = require_ray()
@@ -223,7 +228,7 @@ def build_sharded(corpus: str | Path | Iterable[Document], out: str | Path, shar
             t0 = time.perf_counter()
             vector_root = tmp / "vectors"
             encoded = encode_sharded(documents, ranges, encoder, vector_root, workers, part_size, encoder_options,
-                                     encoder_dir, progress=progress)
+                                     encoder_dir, cpus_per_worker, progress=progress)
             timings["encode_seconds"] = time.perf_counter() - t0
             encoder_files = (str(encoder_dir), encoded.encoder_config)
             task = remote(vectors_build_shard)
@@ -251,3 +256,43 @@ def build_sharded(corpus: str | Path | Iterable[Document], out: str | Path, shar
             "vectors": "vectors" if (not bm25 and keep_vectors) else None})
     return out
 
+
+
+def build_sharded_from_vectors(vectors: SparseVectors, out: str | Path, shards: int, index: str = "exact",
+                               ids: list[str] | None = None, overwrite: bool = False, workers: int | None = None,
+                               progress: bool = False, **index_params) -> Path:
+    """A sharded index over precomputed document vectors (no encoder and, without ``ids``, no document store):
+    search it with query vectors through ``ShardedSearcher.search_vectors``. ``ids`` name the documents."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        raise TremorError("build_sharded_from_vectors needs a Ray cluster: call tremor.distributed.connect() first")
+    started = time.perf_counter()
+    out = Path(out).absolute()
+    index_type, params = parse_index_spec(index)
+    params.update(index_params)
+    ranges = shard_ranges(len(vectors), shards)
+    if ids is not None and len(ids) != len(vectors):
+        raise TremorError(f"{len(ids)} ids for {len(vectors)} vectors")
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        parts = []
+        for i, (start, end) in enumerate(ranges):
+            target = tmp / "vectors" / shard_name(i)
+            write_vectors(target, vectors[start:end], ids[start:end] if ids else [str(n) for n in range(start, end)])
+            parts.append([str(target)])
+        documents = [ray.put([Document(d, "") for d in ids[start:end]]) if ids else None for start, end in ranges]
+        task = remote(vectors_build_shard)
+        results = run_bounded([lambda i=i: task.remote(documents[i], parts[i], (index_type, params),
+                                                       str(tmp / shard_name(i)), None,
+                                                       {"shard": {"number": i, "of": shards, "offset": ranges[i][0]}})
+                               for i in range(shards)], [f"shard {i}" for i in range(shards)], workers,
+                              [end - start for start, end in ranges], "building", progress)
+        shutil.rmtree(tmp / "vectors")
+        entries = [{"path": shard_name(i), "offset": ranges[i][0], "documents": r["documents"],
+                    "postings": r["postings"], "build_seconds": round(r["seconds"], 3)}
+                   for i, r in enumerate(results)]
+        write_shards_manifest(tmp, entries, {
+            "index_type": index_type, "params": results[0]["params"], "vocab_size": results[0]["vocab_size"],
+            "vocab_id": results[0]["vocab_id"], "encoder": None, "corpus": "<vectors>",
+            "counts": {"documents": len(vectors), "postings": vectors.nnz}, "workers": workers,
+            "build_seconds": round(time.perf_counter() - started, 3)})
+    return out

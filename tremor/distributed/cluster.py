@@ -2,13 +2,15 @@
 
 ``address`` is what ``--ray`` takes: ``"auto"`` joins the cluster named by ``RAY_ADDRESS`` or started on this machine
 with ``ray start``, and otherwise starts a local one in this process; anything else (``"10.0.0.5:6379"``,
-``"ray://head:10001"``) must name a running cluster. Failures become a ``RayClusterError`` saying what to do.
+``"ray://head:10001"``) must name a running cluster; ``"local"`` always starts a local one. Failures become a
+``RayClusterError`` saying what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -45,6 +47,18 @@ def _existing_cluster() -> bool:
         return False
 
 
+def _check_reachable(address: str, where: str, timeout_s: float = 5.0) -> None:
+    """Fail at once when a ``host:port`` address refuses connections (Ray itself would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayClusterError(f"could not join {where}: nothing answers there ({exc}); start it with "
+                              f"'ray start --head --port {port}' or pass --ray auto for a local cluster") from None
+
+
 def connect(address: str | None = "auto", num_cpus: int | None = None, object_store_memory: int | None = None,
             **init_options) -> bool:
     """Make sure this process is connected to a Ray cluster; return True when this call started or joined it.
@@ -57,12 +71,13 @@ def connect(address: str | None = "auto", num_cpus: int | None = None, object_st
         return False
     address = address or "auto"
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **init_options}
-    if address == "auto" and not _existing_cluster():
+    if address == "local" or (address == "auto" and not _existing_cluster()):
         options.update(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory)
         where = "a local Ray cluster"
     else:
         options.update(address=address)
         where = f"the Ray cluster at '{address}'"
+        _check_reachable(address, where)
     try:
         ray.init(**options)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... depending on the cause
@@ -92,3 +107,8 @@ def cluster_cpus() -> float:
 def cluster_gpus() -> float:
     """GPUs the connected cluster offers in all."""
     return float(require_ray().cluster_resources().get("GPU", 0.0))
+
+
+def available_cpus() -> float:
+    """CPUs of the connected cluster not held by tasks or actors right now."""
+    return float(require_ray().available_resources().get("CPU", 0.0))

@@ -30,6 +30,9 @@ class EncoderWorker:
 
         self.encoder = get_encoder(encoder, **options)
 
+    def ready(self) -> str:
+        return self.encoder.vocab_id
+
     def save_encoder(self, directory: str) -> dict:
         """Write the encoder's files (what an index keeps in ``encoder/``) and return its config."""
         self.encoder.save(Path(directory))
@@ -96,47 +99,53 @@ def encode_sharded(documents: list[Document], ranges: list[tuple[int, int]], enc
     pool = [actor_class.remote(encoder_ref, dict(encoder_options or {})) for _ in range(workers)]
     try:
         config = {}
+        # workers join as the cluster places them: parts go to whichever replicas are up, never to one still
+        # waiting for resources (a cluster busy with other work may place fewer than asked)
+        starting = {actor.ready.remote(): actor for actor in pool}
         if encoder_dir is not None:
-            try:
-                config = ray.get(pool[0].save_encoder.remote(str(encoder_dir)))
-            except Exception as exc:
-                raise unwrap(exc, f"loading the encoder {encoder!r} on a worker") from None
+            first_ready, _ = ray.wait(list(starting), num_returns=1)
+            _get(ray, first_ready[0], f"loading the encoder {encoder!r} on a worker")
+            config = _get(ray, starting[first_ready[0]].save_encoder.remote(str(encoder_dir)),
+                          f"saving the encoder {encoder!r}")
         jobs = []  # (shard, part, start, end)
         for shard, (start, end) in enumerate(ranges):
             for part, lo in enumerate(range(start, end, part_size)):
                 jobs.append((shard, part, lo, min(lo + part_size, end)))
         parts: list[list[Path]] = [[] for _ in ranges]
+        for shard, part, _, _ in jobs:
+            parts[shard].append(out / shard_name(shard) / f"part-{part:04d}")
         stats: list[dict] = []
-        idle = list(pool)
+        idle: list[Any] = []
         running: dict[Any, tuple] = {}
+        queue = list(reversed(jobs))
         with tqdm(total=len(documents), desc="encoding", unit="doc", disable=not progress) as bar:
-            for job in jobs:
-                if not idle:
-                    bar.update(_collect(ray, running, idle, stats))
-                shard, part, lo, hi = job
-                target = out / shard_name(shard) / f"part-{part:04d}"
-                chunk = documents[lo:hi]
-                worker = idle.pop()
-                meta = {"shard": shard, "part": part, "offset": lo}
-                ref = worker.encode.remote([d.full_text for d in chunk], [d.id for d in chunk], str(target), meta)
-                running[ref] = (worker, job)
-                parts[shard].append(target)
-            while running:
-                bar.update(_collect(ray, running, idle, stats))
+            while queue or running:
+                while queue and idle:
+                    shard, part, lo, hi = job = queue.pop()
+                    chunk = documents[lo:hi]
+                    worker = idle.pop()
+                    meta = {"shard": shard, "part": part, "offset": lo}
+                    ref = worker.encode.remote([d.full_text for d in chunk], [d.id for d in chunk],
+                                               str(parts[shard][part]), meta)
+                    running[ref] = (worker, job)
+                done, _ = ray.wait([*running, *starting], num_returns=1)
+                if done[0] in starting:
+                    _get(ray, done[0], f"loading the encoder {encoder!r} on a worker")
+                    idle.append(starting.pop(done[0]))
+                    continue
+                worker, (shard, part, lo, hi) = running.pop(done[0])
+                result = _get(ray, done[0], f"encoding documents {lo}-{hi - 1} (shard {shard}, part {part})")
+                stats.append({"shard": shard, "part": part, **result})
+                idle.append(worker)
+                bar.update(hi - lo)
     finally:
         for actor in pool:
             ray.kill(actor)
     return VectorShards(out, parts, config, stats)
 
 
-def _collect(ray, running: dict, idle: list, stats: list) -> int:
-    """Wait for one encoding part to finish; return the worker to the pool and the part's document count."""
-    done, _ = ray.wait(list(running), num_returns=1)
-    worker, (shard, part, lo, hi) = running.pop(done[0])
+def _get(ray, ref: Any, what: str) -> Any:
     try:
-        result = ray.get(done[0])
+        return ray.get(ref)
     except Exception as exc:
-        raise unwrap(exc, f"encoding documents {lo}-{hi - 1} (shard {shard}, part {part})") from None
-    stats.append({"shard": shard, "part": part, **result})
-    idle.append(worker)
-    return hi - lo
+        raise unwrap(exc, what) from None

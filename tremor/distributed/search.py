@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tremor.corpus import Document
-from tremor.distributed.cluster import ShardError, cluster_cpus, connect, require_ray
+from tremor.distributed.cluster import ShardError, available_cpus, connect, require_ray
 from tremor.distributed.manifest import read_shards_manifest
 from tremor.distributed.tasks import unwrap
 from tremor.encoders import load_saved_encoder
@@ -105,7 +105,8 @@ class ShardedSearcher(Searcher):
 
     def __init__(self, path: Path, manifest: dict, encoder, docstore: ShardedDocStore | None, shard_dirs: list[Path],
                  offsets: np.ndarray, cpus_per_shard: float | None = None, retries: int = 1,
-                 timeout_s: float | None = None, started_ray: bool = False, **search_params) -> None:
+                 timeout_s: float | None = None, started_ray: bool = False, start_timeout_s: float = 120.0,
+                 **search_params) -> None:
         self.path = path
         self.manifest = manifest
         self.encoder = encoder
@@ -117,10 +118,14 @@ class ShardedSearcher(Searcher):
         self.retries = int(retries)
         self.timeout_s = timeout_s
         self.restarts = 0
+        self.start_timeout_s = start_timeout_s
         self._started_ray = started_ray
         ray = require_ray()
+        # by default the shards share what the cluster has free (at most one CPU each): a searcher must not wait
+        # forever for CPUs that other work holds
         cpus = cpus_per_shard if cpus_per_shard is not None else \
-            max(0.01, min(1.0, cluster_cpus() / len(shard_dirs)))
+            max(0.01, round(min(1.0, available_cpus() / len(shard_dirs)), 2))
+        self.cpus_per_shard = cpus
         self._actor_class = ray.remote(num_cpus=cpus, max_concurrency=1, scheduling_strategy="SPREAD")(ShardWorker)
         self._actors: list[Any] = [None] * len(shard_dirs)
         if encoder is not None and encoder.vocab_id != manifest.get("vocab_id"):
@@ -167,7 +172,11 @@ class ShardedSearcher(Searcher):
     def _wait_ready(self, number: int) -> None:
         ray = require_ray()
         try:
-            ray.get(self._actors[number].ready.remote(), timeout=self.timeout_s)
+            ray.get(self._actors[number].ready.remote(), timeout=self.start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise ShardError(f"the worker of shard {number} ({self.shard_dirs[number]}) did not start within "
+                             f"{self.start_timeout_s:.0f}s: the cluster may lack the CPUs it asks for "
+                             f"({self.cpus_per_shard}); pass a smaller cpus_per_shard or free the cluster") from None
         except Exception as exc:
             raise unwrap(exc, f"starting the worker of shard {number} ({self.shard_dirs[number]})") from None
 

@@ -69,6 +69,10 @@ class Searcher:
     def load(cls, path: str | Path, mmap: bool = True, verify: bool = False, **search_params) -> Searcher:
         """Open an index directory; ``search_params`` (e.g. query_cut, heap_factor) become the defaults."""
         path = Path(path)
+        if (path / "shards.json").is_file():  # a sharded index, searched shard by shard on Ray (tremor[ray])
+            from tremor.distributed.search import ShardedSearcher
+
+            return ShardedSearcher.load(path, verify=verify, **search_params)
         index, manifest = open_index(path, mmap=mmap, verify=verify)
         encoder = load_saved_encoder(path / "encoder") if (path / "encoder").is_dir() else None
         docstore = DocStore(path / DOCSTORE_FILE, manifest["counts"].get("documents")) \
