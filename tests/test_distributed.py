@@ -30,13 +30,15 @@ from tremor.distributed import (
     read_shards_manifest,
 )
 from tremor.encoders import load_saved_encoder
-from tremor.encoders.neural import save_model_dir
+from tremor.encoders.neural import load_encoder, save_model_dir
 from tremor.encoders.splade import splade_config
 from tremor.encoders.vector_files import read_vectors
 from tremor.errors import IndexFormatError, TremorError
 from tremor.eval.runs import read_run
 from tremor.index.builder import build_index
+from tremor.index.exact import ExactIndex
 from tremor.search import Searcher
+from tremor.sparse import SparseVectors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,22 +148,31 @@ def synthetic_documents(n: int) -> list[Document]:
 
 def test_sharded_learned_model_equals_single_index_exactly(ray_cluster, tiny_splade, tmp_path):
     documents = synthetic_documents(120)
-    single = Searcher.load(build_index(documents, tmp_path / "single", encoder=str(tiny_splade), progress=False))
     path = build_sharded(documents, tmp_path / "sharded", shards=2, encoder=str(tiny_splade), workers=2,
                          part_size=25, cpus_per_worker=0.5, keep_vectors=True, progress=False)
     # the vector shards: tremor vector files, 60 documents per shard in parts of 25
-    assert [p.name for p in sorted((path / "vectors" / "shard-0001").iterdir())] == ["part-0000", "part-0001",
-                                                                                   "part-0002"]
-    ids, part, meta = read_vectors(path / "vectors" / "shard-0001" / "part-0002")
+    parts = sorted((path / "vectors" / "shard-0001").iterdir())
+    assert [p.name for p in parts] == ["part-0000", "part-0001", "part-0002"]
+    ids, _, meta = read_vectors(parts[2])
     assert ids == [d.id for d in documents[110:120]] and meta["shard"] == 1 and meta["offset"] == 110
-    assert part == single.index.documents()[110:120]
-    queries = ["cat on a warm mat", "seismic waves through rock", "ducks in the pond", "quiet"]
+    vectors = SparseVectors.concat([read_vectors(p)[1] for shard in ("shard-0000", "shard-0001")
+                                    for p in sorted((path / "vectors" / shard).iterdir())])
+    # the workers' vectors are the model's vectors (to float rounding: batches of other lengths pad differently)
+    encoder = load_encoder(tiny_splade)
+    np.testing.assert_allclose(vectors.to_dense(), encoder.encode_documents([d.full_text for d in documents])
+                               .to_dense(), rtol=1e-5, atol=1e-6)
+    # the single index over the same vectors, and the shards: exactly the same top k
+    single = Searcher(ExactIndex.build(vectors), encoder)
+    queries = ["cat on a warm mat", "seismic waves through rock", "ducks in the pond", "quiet", "the"]
     with ShardedSearcher.load(path, cpus_per_shard=0.25) as sharded:
-        vectors = single.encode_queries(queries)
-        assert vectors == sharded.encode_queries(queries)
-        expected = single.search_vectors(vectors, 20)
-        got = sharded.search_vectors(vectors, 20)
-        assert np.array_equal(got[1], expected[1]) and np.array_equal(got[0], expected[0])
+        query_vectors = single.encode_queries(queries)
+        assert query_vectors == sharded.encode_queries(queries)
+        for k in (5, 100):
+            expected = single.search_vectors(query_vectors, k)
+            got = sharded.search_vectors(query_vectors, k)
+            assert np.array_equal(got[1], expected[1]) and np.array_equal(got[0], expected[0])
+        assert [h.id for h in sharded.search("ducks in the pond", k=3)] == \
+            [documents[n].id for n in expected[1][2][:3].tolist()]
 
 
 # ------------------------------------------------------------------------------------------------ dead shards

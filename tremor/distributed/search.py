@@ -10,6 +10,7 @@ restarted from its directory and asked again (``retries`` times); if that fails 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ class ShardedSearcher(Searcher):
         # by default the shards share what the cluster has free (at most one CPU each): a searcher must not wait
         # forever for CPUs that other work holds
         cpus = cpus_per_shard if cpus_per_shard is not None else \
-            max(0.01, round(min(1.0, available_cpus() / len(shard_dirs)), 2))
+            max(0.01, math.floor(min(1.0, available_cpus() / len(shard_dirs)) * 100) / 100)
         self.cpus_per_shard = cpus
         self._actor_class = ray.remote(num_cpus=cpus, max_concurrency=1, scheduling_strategy="SPREAD")(ShardWorker)
         self._actors: list[Any] = [None] * len(shard_dirs)
