@@ -71,12 +71,19 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--drop-dense", is_flag=True,
               help="With --overwrite: allow deleting the index's dense side when the documents changed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--shards", type=int, default=None,
+              help="Build a sharded index of this many shards on Ray (needs tremor[ray]); search it as any index.")
+@click.option("--ray", "ray_address", default="auto", show_default=True,
+              help="With --shards: 'auto' (the running Ray cluster, else a local one) or a cluster address.")
+@click.option("--workers", type=int, default=None,
+              help="With --shards: tasks or model replicas at once [default: all the cluster holds].")
 @click.pass_context
 def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_spec: str, params: tuple[str, ...],
                 n_postings: float | None, centroid_fraction: float | None, summary_energy: float | None,
                 knn: int | None, batch_size: int, vectors_dir: Path | None, overwrite: bool, drop_dense: bool,
-                quiet: bool) -> None:
-    """Encode a corpus (or take its vectors from 'tremor encode') and write an index directory."""
+                quiet: bool, shards: int | None, ray_address: str, workers: int | None) -> None:
+    """Encode a corpus (or take its vectors from 'tremor encode') and write an index directory (or, with --shards,
+    a sharded one built on Ray)."""
     from tremor.index.builder import build_index, build_index_from_vectors
 
     extra = _parse_params(params)
@@ -90,6 +97,11 @@ def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_
             seismic["n_postings"] = int(seismic["n_postings"])
         extra.update(seismic)
     started = time.perf_counter()
+    if shards is not None:
+        if vectors_dir is not None:
+            raise TremorError("--vectors and --shards cannot be combined; a sharded build encodes on Ray")
+        _build_sharded(corpus, out, encoder, index_spec, overwrite, quiet, shards, ray_address, workers, extra)
+        return
     had_dense = overwrite and (out / "dense").is_dir()
     if vectors_dir is not None:
         given = ctx.get_parameter_source("encoder") != click.core.ParameterSource.DEFAULT
@@ -108,6 +120,19 @@ def index_build(ctx: click.Context, corpus: str, out: Path, encoder: str, index_
                    else f"removed {path / 'dense'} (--drop-dense)", err=True)
 
 
+def _build_sharded(corpus: str, out: Path, encoder: str, index_spec: str, overwrite: bool, quiet: bool, shards: int,
+                   ray_address: str, workers: int | None, extra: dict) -> None:
+    from tremor.distributed import build_sharded, cluster, read_shards_manifest
+
+    started = time.perf_counter()
+    with cluster(ray_address):
+        path = build_sharded(corpus, out, shards, encoder=encoder, index=index_spec, overwrite=overwrite,
+                             workers=workers, progress=not quiet, **extra)
+    manifest = read_shards_manifest(path)
+    click.echo(f"built sharded {manifest['index_type']} index of {manifest['counts']['documents']} documents in "
+               f"{len(manifest['shards'])} shards at {path} in {time.perf_counter() - started:.1f}s")
+
+
 @index.command("info")
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.option("--verify", is_flag=True,
@@ -117,6 +142,17 @@ def index_info(index_dir: Path, verify: bool) -> None:
     from tremor.search import Searcher
     from tremor.search.integrity import stale_builds_report, verify_index
 
+    if (Path(index_dir) / "shards.json").is_file():
+        from tremor.distributed import read_shards_manifest
+        from tremor.index.storage import load_arrays, read_manifest
+
+        manifest = read_shards_manifest(index_dir)
+        for entry in manifest["shards"]:  # every shard's arrays: present, right size (and checksums with --verify)
+            shard = Path(index_dir) / entry["path"]
+            load_arrays(shard, read_manifest(shard)["arrays"], verify=verify)
+        manifest["bytes_on_disk"] = sum(p.stat().st_size for p in Path(index_dir).rglob("*") if p.is_file())
+        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
     if verify:
         verified, notes = verify_index(index_dir)
     searcher = Searcher.load(index_dir)

@@ -122,6 +122,28 @@ class BM25Encoder:
         self._vocab_hash = vocab_hash(self.terms)
         return self._impacts(counts, lengths)
 
+    @classmethod
+    def from_statistics(cls, terms: Sequence[str], df: np.ndarray, n_docs: int, avgdl: float, k1: float = 0.9,
+                        b: float = 0.4, analyzer: EnglishAnalyzer | None = None,
+                        lucene_lengths: bool = True) -> BM25Encoder:
+        """A fitted encoder from collection statistics gathered elsewhere (e.g. merged over the shards of a corpus):
+        ``terms`` sorted, ``df`` per term, ``n_docs`` documents with at least one term, ``avgdl`` their mean length."""
+        if list(terms) != sorted(terms) or len(terms) != len(df) or not terms:
+            raise TremorError("BM25 statistics: terms must be sorted, non-empty and one df per term")
+        encoder = cls(k1, b, analyzer, lucene_lengths)
+        encoder.terms = list(terms)
+        encoder.term_ids = {t: i for i, t in enumerate(encoder.terms)}
+        encoder.df = np.asarray(df, dtype=np.int64)
+        encoder.n_docs = int(n_docs)
+        encoder.avgdl = float(avgdl)
+        encoder._vocab_hash = vocab_hash(encoder.terms)
+        return encoder
+
+    def impacts_from_counts(self, counts: SparseVectors, lengths: np.ndarray) -> SparseVectors:
+        """BM25 impacts of documents given their term counts over this vocabulary and their lengths in terms."""
+        self._require_fitted()
+        return self._impacts(counts, np.asarray(lengths, dtype=np.int64))
+
     def _counts(self, docs: Sequence[np.ndarray]) -> SparseVectors:
         rows = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
         cols = np.concatenate(docs) if docs else np.zeros(0, np.int64)

@@ -102,6 +102,10 @@ class Searcher:
     def load(cls, path: str | Path, mmap: bool = True, verify: bool = False, **search_params) -> Searcher:
         """Open an index directory; ``search_params`` (e.g. query_cut, heap_factor) become the defaults."""
         path = Path(path)
+        if (path / "shards.json").is_file():  # a sharded index, searched shard by shard on Ray (tremor[ray])
+            from tremor.distributed.search import ShardedSearcher
+
+            return ShardedSearcher.load(path, verify=verify, **search_params)
         if is_live(path):  # a segmented index (commit points): the newest commit is this searcher's snapshot
             from tremor.search.segmented import open_live
 
