@@ -78,7 +78,7 @@ def commit_generations(directory: str | Path) -> list[int]:
     """Generations of the commit files present in ``directory``, ascending."""
     try:
         names = os.listdir(directory)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(int(m.group(1)) for m in map(COMMIT_PATTERN.match, names) if m)
 
