@@ -80,7 +80,9 @@ class Searcher:
         encoder = load_saved_encoder(path / "encoder") if (path / "encoder").is_dir() else None
         docstore = DocStore(path / DOCSTORE_FILE, manifest["counts"].get("documents")) \
             if (path / DOCSTORE_FILE).exists() else None
-        return cls(index, encoder, docstore, manifest, **search_params)
+        searcher = cls(index, encoder, docstore, manifest, **search_params)
+        searcher.path, searcher._open_args = path, (mmap, verify)  # refresh() follows it if it becomes live
+        return searcher
 
     @property
     def n_docs(self) -> int:
