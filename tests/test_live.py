@@ -89,6 +89,7 @@ def test_version_one_directory_still_loads_and_becomes_live(tmp_path):
     old = Searcher.load(path)
     assert not is_live(path) and old.n_docs == 30
     expected = [ids_of(h) for h in old.batch_search(QUERIES, k=5, with_text=False)]
+    assert old.refresh() is False  # nothing newer yet
     with IndexWriter(path) as writer:
         assert len(writer) == 30 and writer.generation == 0
         writer.add(make_docs(5, seed=2, start=30))
@@ -106,6 +107,7 @@ def test_version_one_directory_still_loads_and_becomes_live(tmp_path):
     assert got != [] and all("d3" not in g for g in got)
     assert expected  # the version-1 results were readable before the first commit
     assert old.batch_search(QUERIES, k=5, with_text=False)  # and a reader opened then still searches its snapshot
+    assert old.refresh() is True and old.index.n_live == 34  # until it moves to the newest commit
 
 
 def random_vectors_docs(n, seed):

@@ -688,40 +688,24 @@ def _find_component(entries: np.ndarray, skip: np.ndarray, lo: int, hi: int, com
     return a, cursor
 
 
-@numba.njit(cache=True, nogil=True)
-def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
-                block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
-                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, list_max: np.ndarray,
-                q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
-                block_weight: np.ndarray,
-                block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
-                out_docs: np.ndarray, blocked_words: np.ndarray | None = None) -> None:
-    """Seismic search of one query; scratch arrays come in zeroed and are left zeroed. With a filter,
-    ``visited`` comes in equal to ``blocked_words`` (the excluded documents' bits: they are never scored, as if
-    already seen, so the heap fills with allowed documents only) and is left equal to it.
-
-    For each of the ``query_cut`` largest query terms (equal weights, common with BM25 queries, go to the term whose
-    list holds the larger value: it can add the most to a score, so visiting it first fills the heap with strong
-    documents sooner), score the list's block summaries against the whole query,
-    skip a block when the heap holds k documents and summary score < heap_factor × the heap's minimum, and otherwise
-    score the block's unseen documents exactly. With ``n_knn`` > 0 the results are then expanded through each
-    result's nearest neighbours (SeismicWave)."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
+                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
+                 block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
+                 segment_entry_indptr: np.ndarray, summary_entries: np.ndarray, summary_skip: np.ndarray,
+                 block_bits: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                 visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray, block_order: np.ndarray,
+                 heap_scores: np.ndarray, heap_docs: np.ndarray, size: int, n_visited: int) -> tuple:
+    """The list visits of ``_search_one`` (query scattered into ``q_dense`` already), into a heap holding ``size``
+    documents; returns (heap size, documents visited). Several indexes sharing document numbering (the segments of a
+    live index) can be visited one after the other with one heap, each pruning against the k-th score so far."""
     n_terms = list_block_indptr.shape[0] - 1
     n_q = q_indices.shape[0]
-    if n_q == 0:
-        return
     comp_shift = np.uint64(block_bits + 8)
     block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
-    for p in range(n_q):
-        if q_indices[p] < n_terms:
-            q_dense[q_indices[p]] = q_values[p]
     bound_order = np.argsort(-q_values * list_max[np.minimum(q_indices, n_terms - 1)], kind="mergesort")
     order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
-    size = 0
-    n_visited = 0
     n_cut = 0
     for r in range(n_q):
         if n_cut >= query_cut:
@@ -782,6 +766,42 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                                                doc_indptr, doc_components, doc_values, q_dense, visited,
                                                visited_docs, heap_scores, heap_docs)
         block_codes[:n_blocks] = 0.0
+    return size, n_visited
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
+                n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
+                doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
+                list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
+                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, list_max: np.ndarray,
+                q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
+                block_weight: np.ndarray,
+                block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
+                out_docs: np.ndarray, blocked_words: np.ndarray | None = None) -> None:
+    """Seismic search of one query; scratch arrays come in zeroed and are left zeroed. With a filter,
+    ``visited`` comes in equal to ``blocked_words`` (the excluded documents' bits: they are never scored, as if
+    already seen, so the heap fills with allowed documents only) and is left equal to it.
+
+    For each of the ``query_cut`` largest query terms (equal weights, common with BM25 queries, go to the term whose
+    list holds the larger value: it can add the most to a score, so visiting it first fills the heap with strong
+    documents sooner), score the list's block summaries against the whole query,
+    skip a block when the heap holds k documents and summary score < heap_factor × the heap's minimum, and otherwise
+    score the block's unseen documents exactly. With ``n_knn`` > 0 the results are then expanded through each
+    result's nearest neighbours (SeismicWave)."""
+    n_terms = list_block_indptr.shape[0] - 1
+    n_q = q_indices.shape[0]
+    if n_q == 0:
+        return
+    for p in range(n_q):
+        if q_indices[p] < n_terms:
+            q_dense[q_indices[p]] = q_values[p]
+    size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, doc_indptr,
+                                   doc_components, doc_values, list_block_indptr, block_indptr, block_min,
+                                   block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
+                                   summary_entries, summary_skip, block_bits, list_max, q_dense, visited,
+                                   visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs, 0, 0)
     if n_knn > 0 and knn.shape[1] > 0 and size > 0:
         results = heap_docs[:size].copy()
         width = min(n_knn, knn.shape[1])

@@ -115,7 +115,9 @@ class Searcher:
         index, encoder, docstore, manifest = load_snapshot(path, lambda root: _load_parts(root, mmap, verify))
         if docstore is not None:
             docstore.path = path / DOCSTORE_FILE
-        return cls(index, encoder, docstore, manifest, **search_params)
+        searcher = cls(index, encoder, docstore, manifest, **search_params)
+        searcher.path, searcher._open_args = path, (mmap, verify)  # refresh() follows it if it becomes live
+        return searcher
 
     @property
     def n_docs(self) -> int:

@@ -42,6 +42,7 @@ class SegmentedIndex:
         self._live_filters = [None if d is None else check_allow(~d, d.shape[0]) for d in self.deleted]
         self._documents: SparseVectors | None = None
         self._exact_args: tuple | None = None
+        self._seismic_args: tuple | None = None
 
     @property
     def n_docs(self) -> int:
@@ -74,8 +75,13 @@ class SegmentedIndex:
             if allow.dtype != np.bool_ or allow.shape != (self.n_docs,):
                 raise QueryError(f"allow must be a boolean mask of length {self.n_docs} (got {allow.dtype}"
                                  f"{list(allow.shape)})")
-        if allow is None and self.index_type == "exact" and len(self.indexes) > 1 and not search_params:
-            return self._search_exact_at_once(queries, k)
+        if allow is None and len(self.indexes) > 1:
+            if self.index_type == "exact" and not search_params:
+                return self._search_exact_at_once(queries, k)
+            if self.index_type == "seismic":
+                checked = self.indexes[0]._check_search_params(search_params)
+                if checked[2] == 0:  # no κ-NN expansion (it reads one segment's graph)
+                    return self._search_seismic_at_once(queries, k, checked)
         n_queries = len(queries)
         all_scores = [np.full((n_queries, 0), -np.inf, np.float32)]
         all_docs = [np.full((n_queries, 0), -1, np.int64)]
@@ -116,6 +122,25 @@ class SegmentedIndex:
             return search_exact_segments_serial(queries.indptr, queries.indices, queries.values, *self._exact_args, k)
         return search_exact_segments(queries.indptr, queries.indices, queries.values, *self._exact_args, k,
                                      max(1, min(len(queries), numba.get_num_threads())))
+
+    def _search_seismic_at_once(self, queries: SparseVectors, k: int, checked: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """All Seismic segments in one kernel call with one heap (each segment prunes against the global k-th
+        score)."""
+        from tremor.index.exact import check_search_args
+        from tremor.index.segment_kernels import (
+            concat_seismic_segments,
+            search_seismic_segments,
+            search_seismic_segments_serial,
+        )
+
+        check_search_args(queries, k, self.vocab_size, self.vocab_id)
+        if self._seismic_args is None:
+            self._seismic_args = concat_seismic_segments(self.indexes, self.deleted)
+        query_cut, heap_factor, _, sort_first = checked
+        n_chunks = max(1, min(len(queries), numba.get_num_threads()))
+        kernel = search_seismic_segments_serial if n_chunks == 1 else search_seismic_segments
+        return kernel(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
+                                       sort_first, *self._seismic_args, n_chunks)
 
     def documents(self) -> SparseVectors:
         """Document vectors of all segments by global number (deleted ones included), for PRF."""
