@@ -66,10 +66,11 @@ class SegmentedIndex:
     def search(self, queries: SparseVectors, k: int = 10, allow: np.ndarray | None = None,
                **search_params) -> tuple[np.ndarray, np.ndarray]:
         """Top-k live documents per query over all segments: (scores [n, k], global numbers [n, k]), best first, ties
-        to the smaller number, padded with (-inf, -1). ``allow``: an optional boolean mask over the global numbers."""
-        k = int(k)
-        if k < 1:
-            raise QueryError(f"k must be at least 1 (got {k})")
+        to the smaller number, padded with (-inf, -1); k is clamped to the live document count. ``allow``: an optional
+        boolean mask over the global numbers."""
+        from tremor.index.exact import check_search_args
+
+        k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_live)  # k clamped to live docs
         if allow is not None:
             allow = np.asarray(allow)
             if allow.dtype != np.bool_ or allow.shape != (self.n_docs,):
