@@ -326,3 +326,17 @@ def test_exact_segment_filters_agree_with_a_scipy_reference():
         order = np.lexsort((np.arange(300), -row))[:10]
         want = [int(d) for d in order if np.isfinite(row[d])]
         assert [int(n) for n in numbers[qi] if n >= 0] == want
+
+
+def test_huge_k_on_a_live_index_is_clamped_to_the_live_documents(tmp_path):
+    path = tmp_path / "idx"
+    with IndexWriter(path, encoder="bm25", index="exact") as writer:
+        writer.add([Document("a", "seismic waves"), Document("b", "seismic fault")])
+        writer.commit()
+        writer.add([Document("c", "seismic rock")])
+        writer.delete(["b"])
+        writer.commit()
+    searcher = Searcher.load(path)
+    assert sorted(hit.id for hit in searcher.search("seismic", k=10**12)) == ["a", "c"]
+    _, numbers = searcher.search_vectors(searcher.encode_queries(["seismic"]), k=10**20)
+    assert numbers.shape == (1, 2)  # two live documents: no allocation for 10^20, and the deleted one absent
