@@ -314,6 +314,9 @@ def markdown(results: dict, command: str) -> str:
                      f"{row['sharded_recall']:.4f} | {row['single']['mean_us']:.0f} | "
                      f"{row['one_shard']['mean_us']:.0f} | {row['one_shard']['p99_us']:.0f} | "
                      f"{row['fanout']['mean_us']:.0f} | {row['fanout']['p99_us']:.0f} |")
+    for rerun in results.get("reruns", []):
+        lines += ["", f"Sections {', '.join(rerun['parts'])} re-measured with `{rerun['command']}` (load average at "
+                  f"start {rerun['machine']['load_start']}, at end {rerun['machine']['load_end']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -332,6 +335,8 @@ def main() -> None:
     parser.add_argument("--node-ram-gib", type=float, default=64.0, help="capacity plan: RAM per node")
     parser.add_argument("--node-cpus", type=int, default=16, help="capacity plan: CPUs per node")
     parser.add_argument("--index-share", type=float, default=0.75, help="capacity plan: RAM share for shards")
+    parser.add_argument("--parts", default="bm25,fanout,encoding,seismic",
+                        help="sections to measure; a subset replaces just those sections of an existing bench.json")
     parser.add_argument("--plan-only", action="store_true",
                         help="recompute bench.md and capacity.md from --out/bench.json without measuring")
     parser.add_argument("--shard-docs", type=int, default=1_000_000, help="capacity plan: documents per shard")
@@ -352,23 +357,34 @@ def main() -> None:
                            "load_start": [round(x, 2) for x in os.getloadavg()]}}
     documents = list(read_documents(scifact))
     corpus = [Document(f"{d.id}#{copy}", d.text, d.title) for copy in range(args.replicate) for d in documents]
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         tmp = Path(tmp)
-        print("BM25 build ...", flush=True)
-        results["bm25_build"] = bench_bm25_build(corpus, tmp)
-        print("fan-out search ...", flush=True)
-        results["fanout"] = bench_fanout(scifact, tmp, args.rounds)
-        print("encoding ...", flush=True)
-        results["encoding"] = bench_encoding(documents[:args.encode_docs], tmp, args.max_length, 200)
-        print("Seismic shards ...", flush=True)
-        settings = [{"query_cut": c, "heap_factor": 0.9} for c in (2, 3, 5)]
-        results["seismic"] = bench_seismic(args.synthetic_docs, args.synthetic_queries, tmp, args.seismic, settings)
+        if "bm25" in parts:
+            print("BM25 build ...", flush=True)
+            results["bm25_build"] = bench_bm25_build(corpus, tmp)
+        if "fanout" in parts:
+            print("fan-out search ...", flush=True)
+            results["fanout"] = bench_fanout(scifact, tmp, args.rounds)
+        if "encoding" in parts:
+            print("encoding ...", flush=True)
+            results["encoding"] = bench_encoding(documents[:args.encode_docs], tmp, args.max_length, 200)
+        if "seismic" in parts:
+            print("Seismic shards ...", flush=True)
+            settings = [{"query_cut": c, "heap_factor": 0.9} for c in (2, 3, 5)]
+            results["seismic"] = bench_seismic(args.synthetic_docs, args.synthetic_queries, tmp, args.seismic,
+                                               settings)
     results["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
     results["command"] = command
+    if parts != {"bm25", "fanout", "encoding", "seismic"}:  # a re-run of some sections: keep the others
+        previous = json.loads((args.out / "bench.json").read_text())
+        rerun = {"parts": sorted(parts), "command": command, "machine": results.pop("machine")}
+        results = {**previous, **{key: value for key, value in results.items() if key != "command"}}
+        results["reruns"] = [*previous.get("reruns", []), rerun]
     ray.shutdown()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")  # first, so a report bug loses nothing
-    report(results, args, command)
+    report(results, args, results["command"])
 
 
 def report(results: dict, args: argparse.Namespace, command: str) -> None:
