@@ -178,7 +178,8 @@ def bench_seismic(n_docs: int, n_queries: int, tmp: Path, spec: str, settings: l
 
 
 # -------------------------------------------------------------------------------------------------- reporting
-def capacity_plan(results: dict, node_ram_gib: float, index_share: float, shard_docs: int) -> tuple[str, dict]:
+def capacity_plan(results: dict, node_ram_gib: float, node_cpus: int, index_share: float,
+                  shard_docs: int) -> tuple[str, dict]:
     """Shards, memory and nodes for the MS MARCO collections, from the measured per-shard numbers."""
     seismic = results["seismic"]
     enc = results["encoding"]
@@ -190,63 +191,74 @@ def capacity_plan(results: dict, node_ram_gib: float, index_share: float, shard_
     bytes_per_doc = seismic["sharded_bytes_per_doc"]
     measured_shard = seismic["shard_docs"][0]
     shard_us, shard_p99 = chosen["one_shard"]["mean_us"], chosen["one_shard"]["p99_us"]
-    # Seismic latency grows sublinearly with collection size; the plan assumes linear growth (pessimistic)
-    scale = shard_docs / measured_shard
+    whole_us = chosen["single"]["mean_us"]
+    # growth of latency with collection size, from the two sizes measured here (one shard, the whole collection):
+    # latency ∝ size^exponent; bounded to [0.5, 1] (a Seismic query reads a bounded prefix of each list, so it grows
+    # sublinearly; 1 = linear, the pessimistic end)
+    ratio = seismic["documents"] / measured_shard
+    exponent = min(1.0, max(0.5, math.log(whole_us / shard_us) / math.log(ratio))) if whole_us > 0 else 1.0
+    scale = (shard_docs / measured_shard) ** exponent
     plan_shard_us, plan_shard_p99 = shard_us * scale, shard_p99 * scale
     overhead_us = fan["1 shard (Ray actors)"]["mean_us"] - fan["single index (in process)"]["mean_us"]
     worker_docs_s = enc["documents"] / enc["workers1"]["encode_s_sum"]
     build_s_per_doc = float(np.mean(seismic["shard_build_s"])) / measured_shard
-    lines = []
-    numbers = {"chosen": chosen, "bytes_per_doc": bytes_per_doc, "plan_shard_us": plan_shard_us,
-               "overhead_us": overhead_us, "worker_docs_s": worker_docs_s, "collections": {}}
+    numbers = {"chosen": chosen, "bytes_per_doc": bytes_per_doc, "exponent": exponent, "plan_shard_us": plan_shard_us,
+               "plan_shard_p99_us": plan_shard_p99, "overhead_us": overhead_us, "worker_docs_s": worker_docs_s,
+               "build_s_per_doc": build_s_per_doc, "collections": {}}
     usable = node_ram_gib * index_share * 2**30
-    lines += [
+    lines = [
         "Inputs (measured in this run unless marked):",
         "",
-        f"- bytes per document of a Seismic shard: **{bytes_per_doc:,.0f} B** (arrays of 2 shards over "
-        f"{seismic['documents']:,} SPLADE-like synthetic vectors, {seismic['nnz_per_doc']:.1f} non-zeros each; spec "
-        f"`{seismic['spec']}`). *Extrapolated*: that MS MARCO SPLADE vectors have this many non-zeros (SPLADE++ "
-        "documents have on the order of 100–200).",
+        f"- bytes per document of a Seismic shard: **{bytes_per_doc:,.0f} B** (index arrays of 2 shards over "
+        f"{seismic['documents']:,} SPLADE-like synthetic vectors from scripts/make_synthetic.py, "
+        f"{seismic['nnz_per_doc']:.1f} non-zeros each; spec `{seismic['spec']}`). *Extrapolated*: that MS MARCO "
+        "SPLADE documents have about as many non-zeros (SPLADE++ documents have on the order of 100–200; the "
+        "splade-tiny model is not on this branch, so no real SPLADE postings per document were measured here).",
         f"- search setting: `query_cut={chosen['query_cut']}, heap_factor={chosen['heap_factor']}`, recall@10 "
-        f"{chosen['sharded_recall']:.3f} on the shards (single index {chosen['single_recall']:.3f}) against exact "
-        "search of the whole collection.",
-        f"- one shard of {measured_shard:,} documents, one query, one thread: mean **{shard_us:.0f} µs**, p99 "
-        f"{shard_p99:.0f} µs.",
-        f"- fan-out overhead (Ray round trip, merge), BM25 scifact, 1 shard through Ray minus the same index in "
-        f"process: **{overhead_us:.0f} µs** per query.",
+        f"{chosen['sharded_recall']:.3f} over the 2 shards (single index {chosen['single_recall']:.3f}) against "
+        "exact search of the whole collection.",
+        f"- one shard of {measured_shard:,} documents, one query, one thread, in process: mean **{shard_us:.0f} µs**, "
+        f"p99 {shard_p99:.0f} µs; the whole {seismic['documents']:,}-document index: mean {whole_us:.0f} µs.",
+        f"- latency growth with size: ({whole_us:.0f} / {shard_us:.0f}) = {ratio:g}^e gives e = "
+        f"{math.log(whole_us / shard_us) / math.log(ratio):.2f}, used bounded to [0.5, 1]: **e = {exponent:.2f}**.",
+        f"- fan-out overhead (Ray round trip and merge): BM25 over scifact, 1 shard through a Ray actor minus the same "
+        f"index in process: **{overhead_us:.0f} µs** per query.",
         f"- encoding: **{worker_docs_s:.2f} docs/s per one-CPU worker** (SPLADE-shaped MiniLM-L6 model, "
-        f"{enc['max_length']} tokens, {enc['nnz_per_doc']:.0f} non-zeros/doc); 2 workers took "
-        f"{enc['workers2']['s']:.1f} s vs 1 worker {enc['workers1']['s']:.1f} s for {enc['documents']} documents.",
-        f"- Seismic build: **{build_s_per_doc * 1e6:.1f} µs per document** per shard task "
-        f"(mean over shards of {measured_shard:,} documents).",
-        f"- *Assumed*: shards of {shard_docs:,} documents; nodes with {node_ram_gib:.0f} GiB of RAM, of which "
-        f"{index_share:.0%} holds memory-mapped shards; one CPU per shard actor; latency linear in shard size "
-        f"(Seismic grows slower than that, so this errs high): {shard_us:.0f} µs × {scale:.1f} = "
-        f"{plan_shard_us:.0f} µs mean, {plan_shard_p99:.0f} µs p99 per shard.",
-        "- *Extrapolated*: passage counts (MS MARCO v1 8,841,823; v2 138,364,198), not measured here.",
+        f"{enc['max_length']} tokens, {enc['nnz_per_doc']:.0f} non-zeros/doc, on a shared CPU); no GPU was measured.",
+        f"- Seismic build: **{build_s_per_doc * 1e6:,.0f} µs per document** in a shard task "
+        f"(mean over shards of {measured_shard:,} documents, on a shared CPU).",
+        f"- *Assumed*: shards of {shard_docs:,} documents; nodes with {node_cpus} CPUs and {node_ram_gib:.0f} GiB of "
+        f"RAM, {index_share:.0%} of it for memory-mapped shards; one CPU per shard actor.",
+        f"- *Extrapolated*: per-shard latency at {shard_docs:,} documents = {shard_us:.0f} µs × "
+        f"({shard_docs:,} / {measured_shard:,})^{exponent:.2f} = **{plan_shard_us:.0f} µs** mean, "
+        f"{plan_shard_p99:.0f} µs p99; passage counts (MS MARCO v1 8,841,823; v2 138,364,198) are the published ones.",
         "",
-        "| collection | passages | shards | index memory | nodes (by memory) | CPUs for shard actors | "
-        "encoding, CPU-hours (one-CPU workers) | build, shard-task hours in all | expected latency per query |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| collection | passages | shards | index memory | nodes | encoding, CPU-hours | build, CPU-hours | "
+        "expected latency per query |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, passages in MSMARCO.items():
         shards = math.ceil(passages / shard_docs)
         memory = passages * bytes_per_doc
-        nodes = math.ceil(memory / usable)
+        nodes = max(math.ceil(memory / usable), math.ceil(shards / node_cpus))
         cpu_hours = passages / worker_docs_s / 3600
         build_hours = passages * build_s_per_doc / 3600
         latency_ms = (plan_shard_p99 + overhead_us) / 1000  # the slowest shard decides the fan-out
         numbers["collections"][name] = {"shards": shards, "memory_gb": memory / 1e9, "nodes": nodes,
-                                        "encode_cpu_hours": cpu_hours, "build_hours": build_hours,
-                                        "latency_ms": latency_ms}
-        lines.append(f"| {name} | {passages:,} | {shards} | {memory / 1e9:.1f} GB | {nodes} | {shards} | "
-                     f"{cpu_hours:,.0f} | {build_hours:.1f} | ~{latency_ms:.1f} ms (p99 shard + overhead) |")
+                                        "encode_cpu_hours": cpu_hours, "build_cpu_hours": build_hours,
+                                        "latency_ms": latency_ms,
+                                        "mean_latency_ms": (plan_shard_us + overhead_us) / 1000}
+        lines.append(f"| {name} | {passages:,} | {shards} | {memory / 1e9:.1f} GB | {nodes} | {cpu_hours:,.0f} | "
+                     f"{build_hours:,.1f} | {(plan_shard_us + overhead_us) / 1000:.1f} ms mean, "
+                     f"{latency_ms:.1f} ms p99 |")
     lines += [
         "",
-        "Arithmetic: shards = ⌈passages / shard size⌉; memory = passages × bytes per document; nodes = ⌈memory / "
-        f"({node_ram_gib:.0f} GiB × {index_share:.0%})⌉; encoding CPU-hours = passages / (docs/s per worker) / 3600; "
-        "build hours = passages × build µs per document / 3600 (spread over the shard tasks); latency = p99 of one "
-        "shard scaled to the shard size + the fan-out overhead (all shards run in parallel, so the slowest decides).",
+        "Arithmetic: shards = ⌈passages / shard size⌉; index memory = passages × bytes per document; nodes = "
+        f"max(⌈memory / ({node_ram_gib:.0f} GiB × {index_share:.0%})⌉, ⌈shards / {node_cpus} CPUs⌉); encoding "
+        "CPU-hours = passages / (docs/s per worker) / 3600 (divide by the workers for wall time); build CPU-hours = "
+        "passages × build µs per document / 3600 (spread over the shard tasks); latency = one shard's latency scaled "
+        "to the shard size + the fan-out overhead, with the p99 column as the straggler bound (every shard runs in "
+        "parallel, so the slowest decides).",
         "",
         "This is a plan, not a measurement: nothing here ran on MS MARCO, on more than one machine, or on a GPU.",
     ]
@@ -302,6 +314,9 @@ def markdown(results: dict, command: str) -> str:
                      f"{row['sharded_recall']:.4f} | {row['single']['mean_us']:.0f} | "
                      f"{row['one_shard']['mean_us']:.0f} | {row['one_shard']['p99_us']:.0f} | "
                      f"{row['fanout']['mean_us']:.0f} | {row['fanout']['p99_us']:.0f} |")
+    for rerun in results.get("reruns", []):
+        lines += ["", f"Sections {', '.join(rerun['parts'])} re-measured with `{rerun['command']}` (load average at "
+                  f"start {rerun['machine']['load_start']}, at end {rerun['machine']['load_end']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -318,11 +333,20 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--node-ram-gib", type=float, default=64.0, help="capacity plan: RAM per node")
+    parser.add_argument("--node-cpus", type=int, default=16, help="capacity plan: CPUs per node")
     parser.add_argument("--index-share", type=float, default=0.75, help="capacity plan: RAM share for shards")
+    parser.add_argument("--parts", default="bm25,fanout,encoding,seismic",
+                        help="sections to measure; a subset replaces just those sections of an existing bench.json")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="recompute bench.md and capacity.md from --out/bench.json without measuring")
     parser.add_argument("--shard-docs", type=int, default=1_000_000, help="capacity plan: documents per shard")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "distributed")
     args = parser.parse_args()
     command = "python scripts/bench_distributed.py " + " ".join(sys.argv[1:])
+    if args.plan_only:
+        results = json.loads((args.out / "bench.json").read_text())
+        report(results, args, results.get("command", command))
+        return
     scifact = args.data / "scifact"
     import ray
 
@@ -333,22 +357,40 @@ def main() -> None:
                            "load_start": [round(x, 2) for x in os.getloadavg()]}}
     documents = list(read_documents(scifact))
     corpus = [Document(f"{d.id}#{copy}", d.text, d.title) for copy in range(args.replicate) for d in documents]
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         tmp = Path(tmp)
-        print("BM25 build ...", flush=True)
-        results["bm25_build"] = bench_bm25_build(corpus, tmp)
-        print("fan-out search ...", flush=True)
-        results["fanout"] = bench_fanout(scifact, tmp, args.rounds)
-        print("encoding ...", flush=True)
-        results["encoding"] = bench_encoding(documents[:args.encode_docs], tmp, args.max_length, 200)
-        print("Seismic shards ...", flush=True)
-        settings = [{"query_cut": c, "heap_factor": 0.9} for c in (2, 3, 5)]
-        results["seismic"] = bench_seismic(args.synthetic_docs, args.synthetic_queries, tmp, args.seismic, settings)
+        if "bm25" in parts:
+            print("BM25 build ...", flush=True)
+            results["bm25_build"] = bench_bm25_build(corpus, tmp)
+        if "fanout" in parts:
+            print("fan-out search ...", flush=True)
+            results["fanout"] = bench_fanout(scifact, tmp, args.rounds)
+        if "encoding" in parts:
+            print("encoding ...", flush=True)
+            results["encoding"] = bench_encoding(documents[:args.encode_docs], tmp, args.max_length, 200)
+        if "seismic" in parts:
+            print("Seismic shards ...", flush=True)
+            settings = [{"query_cut": c, "heap_factor": 0.9} for c in (2, 3, 5)]
+            results["seismic"] = bench_seismic(args.synthetic_docs, args.synthetic_queries, tmp, args.seismic,
+                                               settings)
     results["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["command"] = command
+    if parts != {"bm25", "fanout", "encoding", "seismic"}:  # a re-run of some sections: keep the others
+        previous = json.loads((args.out / "bench.json").read_text())
+        rerun = {"parts": sorted(parts), "command": command, "machine": results.pop("machine")}
+        results = {**previous, **{key: value for key, value in results.items() if key != "command"}}
+        results["reruns"] = [*previous.get("reruns", []), rerun]
     ray.shutdown()
-    plan, numbers = capacity_plan(results, args.node_ram_gib, args.index_share, args.shard_docs)
-    results["capacity"] = numbers
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")  # first, so a report bug loses nothing
+    report(results, args, results["command"])
+
+
+def report(results: dict, args: argparse.Namespace, command: str) -> None:
+    """Write bench.md and capacity.md (and the plan's numbers into bench.json) and print them."""
+    plan, numbers = capacity_plan(results, args.node_ram_gib, args.node_cpus, args.index_share, args.shard_docs)
+    results["capacity"] = numbers
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results, command)
     (args.out / "bench.md").write_text(table)

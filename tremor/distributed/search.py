@@ -212,12 +212,16 @@ class ShardedSearcher(Searcher):
             from tremor.errors import QueryError
 
             raise QueryError(f"k must be at least 1 (got {k})")
-        queries_ref = ray.put(queries)
-        refs = [actor.search.remote(queries_ref, int(k), params) for actor in self._actors]
-        results = [self._result(number, ref, queries_ref, int(k), params) for number, ref in enumerate(refs)]
+        # queries go inline with each call (Ray moves large batches through its object store by itself); one get for
+        # all shards, and shard by shard only when something failed
+        refs = [actor.search.remote(queries, int(k), params) for actor in self._actors]
+        try:
+            results = ray.get(refs, timeout=self.timeout_s)
+        except Exception:
+            results = [self._result(number, ref, queries, int(k), params) for number, ref in enumerate(refs)]
         return merge_top_k(results, self.offsets.tolist(), int(k))
 
-    def _result(self, number: int, ref: Any, queries_ref: Any, k: int, params: dict) -> tuple:
+    def _result(self, number: int, ref: Any, queries: SparseVectors, k: int, params: dict) -> tuple:
         """One shard's answer; a dead actor is restarted and asked again up to ``retries`` times."""
         ray = require_ray()
         attempts = 0
@@ -232,7 +236,7 @@ class ShardedSearcher(Searcher):
                         "returned") from None
                 attempts += 1
                 self.restart_shard(number)
-                ref = self._actors[number].search.remote(queries_ref, k, params)
+                ref = self._actors[number].search.remote(queries, k, params)
             except ray.exceptions.GetTimeoutError:
                 raise ShardError(f"shard {number} ({self.shard_dirs[number]}) did not answer within "
                                  f"{self.timeout_s}s; no partial results are returned") from None
