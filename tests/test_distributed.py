@@ -54,8 +54,11 @@ def ray_cluster():
     """One local Ray cluster for the module: 2 CPUs, a small object store, no dashboard; shut down afterwards."""
     if ray.is_initialized():
         ray.shutdown()
-    started = connect("local", num_cpus=2, object_store_memory=200 * 1024**2, _node_ip_address="127.0.0.1")
+    started = connect("local", num_cpus=2, object_store_memory=200 * 1024**2)
     assert started and ray.is_initialized()
+    # a local cluster stays on loopback: its node and control store listen on 127.0.0.1, not the machine's address
+    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

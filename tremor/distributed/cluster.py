@@ -74,6 +74,7 @@ def connect(address: str | None = "auto", num_cpus: int | None = None, object_st
     if address == "local" or (address == "auto" and not _existing_cluster()):
         options.update(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory)
         where = "a local Ray cluster"
+        _bind_loopback(ray)
     else:
         options.update(address=address)
         where = f"the Ray cluster at '{address}'"
@@ -85,6 +86,18 @@ def connect(address: str | None = "auto", num_cpus: int | None = None, object_st
                 else "check free memory and /tmp/ray, or start one with 'ray start --head' and pass its address")
         raise RayClusterError(f"could not start or join {where}: {type(exc).__name__}: {exc}; {hint}") from None
     return True
+
+
+def _bind_loopback(ray: ModuleType) -> None:
+    """Keep a local cluster on 127.0.0.1: Ray otherwise announces the machine's network address and its processes
+    talk over it. Ray's own switch for a single-machine cluster (read when Ray starts a node, and inherited by its
+    worker processes through the environment)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # the module moved: the environment variable still reaches the processes Ray starts
+        return
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 @contextlib.contextmanager
