@@ -286,3 +286,25 @@ def test_cli_builds_searches_and_evaluates_a_sharded_index(ray_cluster, scifact_
                      str(tmp_path / "eval"), "--quiet", env=env)
     assert result.returncode == 0, result.stderr
     assert read_run(tmp_path / "eval" / "sharded.run") == read_run(tmp_path / "eval" / "single.run")
+
+
+def test_serve_answers_from_a_sharded_index_as_from_the_single_one(scifact_indexes):
+    """tremor serve on a sharded directory: the same hits as the single index over HTTP (ASGI client); explain,
+    which reads forward arrays the shard actors hold, is a clear 422."""
+    from starlette.testclient import TestClient
+
+    from tremor.serve import ServeLimits, create_app
+
+    root, single, sharded = scifact_indexes
+    texts = [q.text for q in read_queries(root)][:20]
+    app = create_app({"sharded": sharded, "single": single}, ServeLimits())
+    with TestClient(app) as client:
+        answers = {}
+        for name in ("sharded", "single"):
+            response = client.post("/search", json={"index": name, "queries": texts, "k": 10, "with_text": False})
+            assert response.status_code == 200, response.text
+            answers[name] = [[(hit["id"], hit["score"]) for hit in result["hits"]]
+                             for result in response.json()["results"]]
+        assert answers["sharded"] == answers["single"]
+        refused = client.post("/search", json={"index": "sharded", "q": texts[0], "explain": True})
+        assert refused.status_code == 422 and "sharded" in refused.json()["error"]["message"]

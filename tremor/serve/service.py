@@ -116,7 +116,7 @@ class ServedIndex:
         pay for loading compiled code; note whether batches must take turns (Numba's workqueue layer is not
         thread-safe)."""
         index = self.searcher.index
-        if index.n_docs == 0:
+        if index is None or index.n_docs == 0:  # a sharded index: its shard actors hold the kernels
             return
         indptr = np.asarray(getattr(index, "doc_indptr", np.zeros(2, np.int64)))
         terms = getattr(index, "doc_indices", getattr(index, "doc_components", None))
@@ -153,12 +153,14 @@ class ServedIndex:
         if self.vocabulary is None:
             raise QueryError(f"index '{self.name}' has no encoder to read tokens with")
         index = searcher.index
+        vocab_size, vocab_id = (index.vocab_size, index.vocab_id) if index is not None else \
+            (searcher.manifest["vocab_size"], searcher.manifest.get("vocab_id"))  # a sharded index
         parts = []
         for q in queries:
             if q.text is not None:
                 parts.append(searcher.encode_queries([q.text]))
             else:
-                parts.append(vector_from_tokens(q.vector, self.vocabulary, index.vocab_size, index.vocab_id))
+                parts.append(vector_from_tokens(q.vector, self.vocabulary, vocab_size, vocab_id))
         return SparseVectors.concat(parts) if len(parts) > 1 else parts[0]
 
     def search(self, spec: SearchSpec, batch_lock: threading.Lock) -> dict:
@@ -166,6 +168,9 @@ class ServedIndex:
         started = time.perf_counter()
         if self.searcher.encoder is None and any(q.text is not None for q in spec.queries):
             raise QueryError(f"index '{self.name}' has no encoder: send pre-encoded vectors")
+        if spec.explain and self.searcher.index is None:
+            raise QueryError(f"index '{self.name}' is sharded: its forward arrays live in the shard actors, so "
+                             "explain is not available; search without explain")
         vectors = self._encode(spec.queries)
         searcher = self.searcher
         if spec.search_params:
