@@ -9,6 +9,7 @@ in the manner of faiss's index_factory: build-time parameters live in the string
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from tremor.errors import TremorError
 
@@ -29,6 +30,24 @@ def index_class(name: str) -> type:
         raise TremorError(f"unknown index type '{name}' (known: {', '.join(sorted(INDEX_TYPES))})")
     module, cls = INDEX_TYPES[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def open_index_dir(path: Path, mmap: bool = True, verify: bool = False) -> tuple:
+    """(index object, manifest) of one index directory or segment: its arrays memory-mapped and checked by the
+    index class before any kernel reads them (a damaged array is an IndexFormatError naming ``path``)."""
+    from tremor.errors import IndexFormatError
+    from tremor.index.storage import load_arrays, read_manifest
+
+    manifest = read_manifest(path)
+    cls = index_class(manifest["index_type"])
+    arrays = load_arrays(path, manifest["arrays"], mmap=mmap, verify=verify)
+    try:
+        index = cls.from_arrays(arrays, manifest["params"], manifest["vocab_size"], manifest.get("vocab_id"))
+    except KeyError as exc:
+        raise IndexFormatError(f"{path}: index arrays incomplete (missing {exc})") from None
+    except IndexFormatError as exc:
+        raise IndexFormatError(f"{path}: {exc}") from None
+    return index, manifest
 
 
 def _parse_value(text: str) -> int | float | bool | str:

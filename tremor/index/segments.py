@@ -54,10 +54,10 @@ import numpy as np
 from tremor.corpus import Document
 from tremor.encoders import SparseEncoder, get_encoder, load_saved_encoder
 from tremor.errors import IndexFormatError, TremorError
-from tremor.index import index_class, parse_index_spec
+from tremor.index import index_class, open_index_dir, parse_index_spec
 from tremor.index.builder import encode_corpus, write_index
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
-from tremor.index.storage import FORMAT_NAME, MANIFEST_FILE, load_arrays, read_manifest
+from tremor.index.storage import FORMAT_NAME, MANIFEST_FILE, read_manifest
 from tremor.sparse import SparseVectors
 
 LIVE_FORMAT_VERSION = 2
@@ -177,13 +177,7 @@ def read_deletes(directory: Path, segment: dict) -> np.ndarray | None:
 def open_segment(directory: Path, segment: dict, mmap: bool = True, verify: bool = False) -> tuple:
     """(index object, its manifest, DocStore or None, deleted flags or None) of one segment of a commit."""
     path = directory / segment["path"]
-    manifest = read_manifest(path)
-    arrays = load_arrays(path, manifest["arrays"], mmap=mmap, verify=verify)
-    try:
-        index = index_class(manifest["index_type"]).from_arrays(arrays, manifest["params"], manifest["vocab_size"],
-                                                                manifest.get("vocab_id"))
-    except KeyError as exc:
-        raise IndexFormatError(f"{path}: index arrays incomplete (missing {exc})") from None
+    index, manifest = open_index_dir(path, mmap, verify)
     if index.n_docs != int(segment["documents"]):
         raise IndexFormatError(f"{path}: segment holds {index.n_docs} documents, the commit says "
                                f"{segment['documents']}")

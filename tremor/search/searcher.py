@@ -10,11 +10,11 @@ import numpy as np
 
 from tremor.encoders import SparseEncoder, load_saved_encoder
 from tremor.errors import IndexFormatError, QueryError, TremorError
-from tremor.index import index_class
+from tremor.index import open_index_dir
 from tremor.index.docstore import DOCSTORE_FILE, DocStore
 from tremor.index.segments import is_live
 from tremor.index.snapshot import load_snapshot
-from tremor.index.storage import check_files, load_arrays, read_manifest
+from tremor.index.storage import check_files
 from tremor.sparse import SparseVectors
 
 ENCODER_DIR = "encoder"
@@ -44,15 +44,7 @@ def open_index(path: str | Path, mmap: bool = True, verify: bool = False):
 
 
 def _open_index_at(path: Path, mmap: bool, verify: bool):
-    manifest = read_manifest(path)
-    cls = index_class(manifest["index_type"])
-    arrays = load_arrays(path, manifest["arrays"], mmap=mmap, verify=verify)
-    try:
-        index = cls.from_arrays(arrays, manifest["params"], manifest["vocab_size"], manifest.get("vocab_id"))
-    except KeyError as exc:
-        raise IndexFormatError(f"{path}: index arrays incomplete (missing {exc})") from None
-    except IndexFormatError as exc:
-        raise IndexFormatError(f"{path}: {exc}") from None
+    index, manifest = open_index_dir(path, mmap, verify)
     if index.n_docs != manifest["counts"]["documents"]:
         raise IndexFormatError(f"{path}: the arrays hold {index.n_docs} documents, the manifest says "
                                f"{manifest['counts']['documents']}; rebuild the index")
