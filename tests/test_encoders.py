@@ -454,6 +454,7 @@ def test_cli_index_build_search_and_encode(tmp_path, bert_parts, tiny_corpus):
                                   str(tiny_corpus.parent / "tiny_queries.tsv"), "--out", str(queries_out),
                                   "--format", "jsonl", "--quiet"])
     assert encoded.exit_code == 0, encoded.output
+    assert "queries (" in encoded.output  # "encoded N queries (...)", not "querys"
     lines = [json.loads(line) for line in queries_out.read_text().splitlines()]
     assert lines[0]["id"] == "q1" and lines[0]["contents"] == "cat on a mat"
     expected = encoder.encode_queries(["cat on a mat"]).to_dicts(encoder.tokens(range(encoder.vocab_size)))[0]

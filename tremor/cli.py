@@ -541,7 +541,8 @@ def encode(encoder_spec: str, corpus: str | None, queries: str | None, out: Path
                                           "encoder": encoder.config()}, overwrite=overwrite)
     else:
         write_vectors_jsonl(out, vectors, ids, texts, encoder.tokens, overwrite=overwrite)
-    click.echo(f"encoded {len(texts)} {side}s ({vectors.nnz / len(texts):.1f} non-zeros each) in {seconds:.1f}s "
+    noun = "documents" if side == "document" else "queries"
+    click.echo(f"encoded {len(texts)} {noun} ({vectors.nnz / len(texts):.1f} non-zeros each) in {seconds:.1f}s "
                f"→ {out}")
 
 
