@@ -371,6 +371,22 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _eval_filter(filter_ids: Path | None, peers: tuple[str, ...], compare: bool, pipeline_options: dict) -> dict:
+    """``{"allow": ids}`` from an eval's --filter-ids file ({} without one); peers and pipelines cannot filter."""
+    if filter_ids is None:
+        return {}
+    if peers or compare:
+        raise TremorError("--filter-ids applies to tremor systems; peer engines (--peer, --compare) cannot filter")
+    if pipeline_config(pipeline_options) is not None:
+        raise TremorError("--filter-ids applies to sparse search (not with --hybrid, --dense or --prf)")
+    from tremor.index.segments import read_id_file
+
+    ids = read_id_file(filter_ids)
+    if not ids:
+        raise TremorError(f"{filter_ids}: the id file lists no ids")
+    return {"allow": ids}
+
+
 @cli.command("eval")
 @click.option("--dataset", required=True, help="BEIR folder or ir_datasets id (e.g. beir/scifact/test; "
               "downloaded by ir_datasets, so only where a network exists).")
@@ -401,12 +417,14 @@ def _unique(name: str, taken: set[str]) -> str:
 @click.option("--keep-indexes", is_flag=True, help="Keep indexes built on the fly under OUT/indexes.")
 @click.option("--plot", is_flag=True, help="Also write an nDCG@10 bar plot (OUT/ndcg10.png).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--filter-ids", "filter_ids", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Tremor systems retrieve only documents whose ids are listed in this file (one id per line).")
 @hybrid_options
 def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str | None,
              index_dirs: tuple[Path, ...], encoders: tuple[str, ...], index_spec: str, peers: tuple[str, ...],
              compare: bool, params: tuple[str, ...], k: int, measures: tuple[str, ...], keep_query_ids: bool,
              latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool,
-             **pipeline_options) -> None:
+             filter_ids: Path | None = None, **pipeline_options) -> None:
     """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table.
 
     With --hybrid / --dense / --prf, each --index directory is evaluated through that retrieval pipeline (the
@@ -419,6 +437,8 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
     measures = parse_measures(measures or DEFAULT_MEASURES)
     # (encoder, index spec, search parameters); --param belongs to the systems named here, not to --compare's baseline
     search_params = _parse_params(params)
+    filter_params = _eval_filter(filter_ids, peers, compare, pipeline_options)
+    search_params.update(filter_params)
     to_build = [(encoder, index_spec, search_params) for encoder in encoders]
     peers = tuple(dict.fromkeys(peers))
     notes: list[str] = []

@@ -46,13 +46,16 @@ def directory_bytes(path: str | Path, exclude: tuple[str, ...] = ()) -> int:
 
 
 class SearcherRetriever:
-    """A tremor index (any index type) as a system; ``search_params`` go to every search call."""
+    """A tremor index (any index type) as a system; ``search_params`` go to every search call. ``allow`` (external
+    ids, or a boolean mask over internal numbers) restricts every search to those documents (a filtered eval)."""
 
     def __init__(self, searcher: Searcher, name: str, index_dir: str | Path | None = None,
-                 build_seconds: float | None = None, **search_params) -> None:
+                 build_seconds: float | None = None, allow=None, **search_params) -> None:
         self.searcher = searcher
         self.name = name
         self.search_params = search_params
+        # resolved once: the same mask serves every query
+        self.allow = searcher.allow_mask(allow) if allow is not None else None
         self.build_seconds = build_seconds
         # Index size without the document store (titles and texts), comparable with a Lucene index of ids only.
         self.index_bytes = directory_bytes(index_dir, exclude=(DOCSTORE_FILE,)) if index_dir is not None else None
@@ -81,7 +84,7 @@ class SearcherRetriever:
         if not searchable:
             return {q.id: {} for q in queries}
         vectors = self.searcher.encode_queries([q.text for q in searchable])
-        scores, numbers = self.searcher.search_vectors(vectors, k, **self.search_params)
+        scores, numbers = self.searcher.search_vectors(vectors, k, allow=self.allow, **self.search_params)
         return ranked_to_run(queries, searchable, scores, numbers, self._ids)
 
 
