@@ -260,7 +260,7 @@ def pipeline_config(options: dict):
 def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None:
     """Refuse Seismic search flags on another index type, naming the type found."""
     if seismic and manifest.get("index_type") != "seismic":
-        raise TremorError(f"--query-cut/--heap-factor/--knn apply to Seismic indexes; {index_dir} is a "
+        raise TremorError(f"--query-cut/--heap-factor/--knn/--preset apply to Seismic indexes; {index_dir} is a "
                           f"{manifest.get('index_type')} index")
 
 
@@ -284,11 +284,13 @@ def _check_seismic_flags(seismic: dict, manifest: dict, index_dir: Path) -> None
               help="Seismic: neighbours of each result to score (needs an index built with --knn).")
 @click.option("--filter-ids", "filter_ids", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Return only documents whose ids are listed in this file (one id per line).")
+@click.option("--preset", type=click.Choice(["recall90", "recall95", "recall99"]), default=None,
+              help="Seismic: a tuned query_cut/heap_factor setting for that recall@10 (explicit flags override it).")
 @hybrid_options
 def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, no_text: bool, topics: Path | None,
            output: Path | None, run_tag: str, params: tuple[str, ...], query_cut: int | None,
            heap_factor: float | None, n_knn: int | None, filter_ids: Path | None = None,
-           **pipeline_options) -> None:
+           preset: str | None = None, **pipeline_options) -> None:
     """Search an index directory with text queries given as arguments or in a --topics file (sparse, dense or
     hybrid, with or without PRF); print the hits, or write a TREC run with --output."""
     from tremor.search import Searcher
@@ -299,7 +301,7 @@ def search(index_dir: Path, queries: tuple[str, ...], k: int, as_json: bool, no_
     with_text = not (no_text or output is not None)
     search_params = _parse_params(params)
     seismic = {key: value for key, value in (("query_cut", query_cut), ("heap_factor", heap_factor),
-                                              ("n_knn", n_knn)) if value is not None}
+                                              ("n_knn", n_knn), ("preset", preset)) if value is not None}
     config = pipeline_config(pipeline_options)
     if config is None:
         searcher = Searcher.load(index_dir)
@@ -419,12 +421,14 @@ def _eval_filter(filter_ids: Path | None, peers: tuple[str, ...], compare: bool,
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--filter-ids", "filter_ids", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Tremor systems retrieve only documents whose ids are listed in this file (one id per line).")
+@click.option("--preset", type=click.Choice(["recall90", "recall95", "recall99"]), default=None,
+              help="Seismic systems: a tuned query_cut/heap_factor setting for that recall@10 (--param overrides).")
 @hybrid_options
 def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str | None,
              index_dirs: tuple[Path, ...], encoders: tuple[str, ...], index_spec: str, peers: tuple[str, ...],
              compare: bool, params: tuple[str, ...], k: int, measures: tuple[str, ...], keep_query_ids: bool,
              latency: bool, out: Path | None, keep_indexes: bool, plot: bool, quiet: bool,
-             filter_ids: Path | None = None, **pipeline_options) -> None:
+             filter_ids: Path | None = None, preset: str | None = None, **pipeline_options) -> None:
     """Evaluate systems on a BEIR dataset: a TREC run and metrics JSON per system, and one Markdown table.
 
     With --hybrid / --dense / --prf, each --index directory is evaluated through that retrieval pipeline (the
@@ -436,7 +440,8 @@ def evaluate(dataset: str, split: str, queries_file: str | None, qrels_file: str
 
     measures = parse_measures(measures or DEFAULT_MEASURES)
     # (encoder, index spec, search parameters); --param belongs to the systems named here, not to --compare's baseline
-    search_params = _parse_params(params)
+    search_params = {"preset": preset} if preset is not None else {}
+    search_params.update(_parse_params(params))
     filter_params = _eval_filter(filter_ids, peers, compare, pipeline_options)
     search_params.update(filter_params)
     to_build = [(encoder, index_spec, search_params) for encoder in encoders]

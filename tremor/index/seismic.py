@@ -20,6 +20,7 @@ less and search more). The kernels are in ``tremor.index.seismic_kernels``.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from typing import ClassVar
 
@@ -36,6 +37,28 @@ from tremor.sparse import SparseVectors
 FLOAT16_MAX = 65504.0
 # upper bound, in summary entries, of the temporary buffers one build batch may use
 BATCH_ENTRIES = 1 << 25
+# an index of fewer documents is scored exactly from its forward index: below this size the approximate search is
+# not faster (measured by scripts/bench_seismic_threshold.py, results/seismic_threshold.md)
+MEASURED_APPROXIMATE_THRESHOLD = 4000
+THRESHOLD_ENV = "TREMOR_SEISMIC_APPROXIMATE_THRESHOLD"
+
+
+def default_approximate_threshold() -> int:
+    """The default ``approximate_threshold``: MEASURED_APPROXIMATE_THRESHOLD, or the environment's
+    TREMOR_SEISMIC_APPROXIMATE_THRESHOLD (0: always approximate, as the test suite runs its small indexes)."""
+    raw = os.environ.get(THRESHOLD_ENV)
+    if raw is None or not raw.strip():
+        return MEASURED_APPROXIMATE_THRESHOLD
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise TremorError(f"environment variable {THRESHOLD_ENV}={raw!r}: expected an integer >= 0")
+    return value
+
+
+DEFAULT_APPROXIMATE_THRESHOLD = default_approximate_threshold()
 # κ-NN graph construction searches every document with these settings (as the CIKM 2024 paper does)
 KNN_QUERY_CUT = 10
 KNN_HEAP_FACTOR = 0.7
@@ -82,7 +105,8 @@ class SeismicIndex:
                                       "knn": 0, "seed": 42}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
-    SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True}
+    SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
+                                       "approximate_threshold": DEFAULT_APPROXIMATE_THRESHOLD, "preset": None}
 
     def __init__(self, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
                  vocab_id: str | None = None) -> None:
@@ -315,19 +339,24 @@ class SeismicIndex:
         with (-inf, -1). Search parameters: ``query_cut`` (query terms whose lists are visited), ``heap_factor``
         (skip a block when its summary score < heap_factor × the k-th best score so far), ``n_knn`` (neighbours of
         each result to score, SeismicWave; needs an index built with knn > 0), ``sort_first`` (visit the first
-        list's blocks by decreasing summary score); k is clamped to the document count. ``allow``: an optional
+        list's blocks by decreasing summary score), ``approximate_threshold`` (an index of fewer documents is scored
+        exactly), ``preset`` (a named (query_cut, heap_factor) setting, see ``tremor.index.seismic_presets``;
+        parameters given explicitly override it); k is clamped to the document count. ``allow``: an optional
         boolean mask over the documents; only those may come back (see ``tremor.index.filtered``)."""
         k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
         try:
             key = tuple(search_params.items())
-            checked = self._checked_params.get(key)
+            cached = self._checked_params.get(key)
         except TypeError:  # an unhashable value: checked (and refused) below
-            key, checked = None, None
-        if checked is None:
-            checked = self._check_search_params(search_params)
+            key, cached = None, None
+        if cached is None:
+            cached = (self._check_search_params(search_params), self._approximate_threshold(search_params))
             if key is not None and len(self._checked_params) < 256:
-                self._checked_params[key] = checked
+                self._checked_params[key] = cached
+        checked, threshold = cached
         doc_filter = check_allow(allow, self.n_docs)
+        if self.n_docs < threshold:
+            return self._search_exhaustive(queries, int(k), doc_filter)
         if doc_filter is not None:
             return self._search_filtered(queries, int(k), checked, doc_filter)
         return self._search_arrays(queries, int(k), *checked)
@@ -366,13 +395,40 @@ class SeismicIndex:
                                  scores, docs)
         return scores, docs
 
+    def _search_exhaustive(self, queries: SparseVectors, k: int,
+                           doc_filter: DocFilter | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top k over every (allowed) document from the forward index: a small index's cheaper plan."""
+        scores, docs = pad_results(len(queries), k)
+        subset = doc_filter.allowed if doc_filter is not None else self._all_docs()
+        if subset.shape[0] and len(queries):
+            kernels.score_subset(queries.indptr, queries.indices, queries.values,
+                                 np.arange(len(queries), dtype=np.int64), subset, self.doc_indptr,
+                                 self.doc_components, self.doc_values_bits, self.vocab_size, k, scores, docs)
+        return scores, docs
+
+    def _all_docs(self) -> np.ndarray:
+        docs = getattr(self, "_every_doc", None)
+        if docs is None or docs.shape[0] != self.n_docs:
+            docs = self._every_doc = np.arange(self.n_docs, dtype=np.int32)
+        return docs
+
+    def _approximate_threshold(self, search_params: dict) -> int:
+        """The document count below which search is exact (``approximate_threshold``), or QueryError."""
+        value = search_params.get("approximate_threshold", self.SEARCH_DEFAULTS["approximate_threshold"])
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise QueryError(f"approximate_threshold must be an integer >= 0 (got {value!r}; 0: always approximate)")
+        return int(value)
+
     def _check_search_params(self, search_params: dict) -> tuple[int, float, int, bool]:
-        """(query_cut, heap_factor, n_knn, sort_first) from the caller's parameters over the defaults, or QueryError."""
+        """(query_cut, heap_factor, n_knn, sort_first) from the caller's parameters over the preset named by
+        ``preset`` (if any) over the defaults, or QueryError."""
+        from tremor.index.seismic_presets import preset_params
+
         unknown = sorted(set(search_params) - set(self.SEARCH_DEFAULTS))
         if unknown:
             raise QueryError(f"unknown seismic search parameter(s) {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(self.SEARCH_DEFAULTS))}")
-        p = {**self.SEARCH_DEFAULTS, **search_params}
+        p = {**self.SEARCH_DEFAULTS, **preset_params(search_params.get("preset")), **search_params}
         query_cut, heap_factor, n_knn = p["query_cut"], p["heap_factor"], p["n_knn"]
         if not isinstance(query_cut, (int, np.integer)) or isinstance(query_cut, bool) or query_cut < 1:
             raise QueryError(f"query_cut must be an integer >= 1 (got {query_cut!r})")
