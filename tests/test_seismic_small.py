@@ -143,3 +143,21 @@ def test_preset_in_eval(tmp_path):
         assert result.exit_code == 0, result.output
         runs.append(read_run(tmp_path / name / "tremor-bm25-seismic.run"))
     assert runs[0] == runs[1] and any(runs[0].values())
+
+
+def test_explicit_approximate_settings_are_honoured_below_the_default_threshold(small, monkeypatch):
+    """The default threshold (measured at the default settings) applies to a search that names no settings; one that
+    asks for its own query_cut / heap_factor / preset gets that approximate search unless it names a threshold."""
+    docs, queries, _, exact = small
+    monkeypatch.setitem(SeismicIndex.SEARCH_DEFAULTS, "approximate_threshold", 10_000)
+    index = SeismicIndex.build(docs, progress=False)  # a fresh index: no cached parameter checks
+    want_scores, _ = exact.search(queries, 10)
+    assert np.array_equal(index.search(queries, 10)[0], want_scores)  # defaults: exact below the threshold
+    _, asked = index.search(queries, 10, query_cut=1, heap_factor=1.5)
+    _, approximate = index.search(queries, 10, query_cut=1, heap_factor=1.5, approximate_threshold=0)
+    assert np.array_equal(asked, approximate)
+    exact_again, _ = index.search(queries, 10, query_cut=1, heap_factor=1.5, approximate_threshold=10_000)
+    assert np.array_equal(exact_again, want_scores)
+    _, preset = index.search(queries, 10, preset="recall90")
+    _, preset_approximate = index.search(queries, 10, preset="recall90", approximate_threshold=0)
+    assert np.array_equal(preset, preset_approximate)

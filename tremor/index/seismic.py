@@ -59,6 +59,8 @@ def default_approximate_threshold() -> int:
 
 
 DEFAULT_APPROXIMATE_THRESHOLD = default_approximate_threshold()
+# search parameters that ask for a particular approximate search (the threshold then does not apply unless given)
+APPROXIMATE_SETTINGS = ("query_cut", "heap_factor", "n_knn", "preset")
 # κ-NN graph construction searches every document with these settings (as the CIKM 2024 paper does)
 KNN_QUERY_CUT = 10
 KNN_HEAP_FACTOR = 0.7
@@ -413,7 +415,12 @@ class SeismicIndex:
         return docs
 
     def _approximate_threshold(self, search_params: dict) -> int:
-        """The document count below which search is exact (``approximate_threshold``), or QueryError."""
+        """The document count below which search is exact (``approximate_threshold``), or QueryError. A search that
+        names its own approximate settings (query_cut, heap_factor, n_knn or a preset) and no threshold gets them:
+        the crossover was measured at the default settings, and faster settings win on smaller indexes."""
+        if "approximate_threshold" not in search_params and \
+                any(search_params.get(name) is not None for name in APPROXIMATE_SETTINGS):
+            return 0
         value = search_params.get("approximate_threshold", self.SEARCH_DEFAULTS["approximate_threshold"])
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise QueryError(f"approximate_threshold must be an integer >= 0 (got {value!r}; 0: always approximate)")
