@@ -4,6 +4,8 @@ Calling an index's kernel once per segment costs a dispatch and a top-k merge pe
 on a small index is more than the search itself. The exact kernel takes the segments' posting arrays concatenated
 (once per snapshot), scores every segment's postings into one accumulator over global document numbers and selects
 once, as a merged index would; deleted documents are cleared before that selection, so k live hits come back.
+The Seismic kernel visits segments term-major: the query terms are ordered and cut once, and each kept term's
+blocks in every segment are scored and visited as one list against one heap, as in a merged index.
 """
 
 from __future__ import annotations
@@ -166,7 +168,8 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     """The arguments of ``search_seismic_segments`` for Seismic segments (same vocabulary, so same entry layout) and
     their deleted flags: forward indexes, blocks and summaries concatenated with every position and document number
     made global; per-term tables (list offsets, list maxima) one row per segment; the summary skip list sampled again
-    over the concatenated entries; the deleted documents as a global bitset."""
+    over the concatenated entries; the deleted documents as a global bitset; the scratch size for one term's blocks
+    in all segments together."""
 
     def bases(sizes) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
