@@ -340,3 +340,39 @@ def test_huge_k_on_a_live_index_is_clamped_to_the_live_documents(tmp_path):
     assert sorted(hit.id for hit in searcher.search("seismic", k=10**12)) == ["a", "c"]
     _, numbers = searcher.search_vectors(searcher.encode_queries(["seismic"]), k=10**20)
     assert numbers.shape == (1, 2)  # two live documents: no allocation for 10^20, and the deleted one absent
+
+
+@pytest.mark.parametrize("sort_first", [True, False])
+def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first):
+    # one large segment (long summaries: searched per query term) and many small ones (short summaries: one pass);
+    # with untrimmed lists and summaries, every query term and heap_factor 1, the term-major visit over all segments
+    # must return the exact top k over the same document vectors
+    path = tmp_path / "live"
+    with IndexWriter(path, index="seismic,lambda=inf,alpha=1.0") as writer:
+        writer.add(random_vectors_docs(300, 10))
+        writer.commit()
+        for seed in range(11, 19):
+            writer.add(random_vectors_docs(7 + 3 * (seed - 11), seed))
+            writer.commit()
+        writer.delete(["s10_0", "s10_5", "s12_1", "s15_3"])
+        writer.commit()
+    searcher = Searcher.load(path, query_cut=1000, heap_factor=1.0, sort_first=sort_first)
+    index = searcher.index
+    assert index.n_segments == 9
+    rng = random.Random(5)
+    texts = QUERIES + [" ".join(rng.sample(WORDS, rng.randint(1, 6))) for _ in range(40)]
+    queries = searcher.encode_queries(texts)
+    scores, numbers = searcher.search_vectors(queries, 10)
+    docs = index.documents()
+    matrix = sp.csr_matrix((docs.values.astype(np.float64), docs.indices, docs.indptr),
+                           shape=(index.n_docs, index.vocab_size))
+    q = sp.csr_matrix((queries.values.astype(np.float64), queries.indices, queries.indptr),
+                      shape=(len(texts), index.vocab_size))
+    truth = (q @ matrix.T).toarray()
+    truth[:, ~index.live_mask()] = -np.inf
+    for row in range(len(texts)):
+        want = np.sort(truth[row][truth[row] > 0])[::-1][:10]
+        got = scores[row][numbers[row] >= 0]
+        assert got.shape == want.shape
+        assert np.allclose(got, want, rtol=1e-3)
+        assert np.allclose(truth[row][numbers[row][numbers[row] >= 0]], got, rtol=1e-3)

@@ -4,6 +4,8 @@ Calling an index's kernel once per segment costs a dispatch and a top-k merge pe
 on a small index is more than the search itself. The exact kernel takes the segments' posting arrays concatenated
 (once per snapshot), scores every segment's postings into one accumulator over global document numbers and selects
 once, as a merged index would; deleted documents are cleared before that selection, so k live hits come back.
+The Seismic kernel visits segments term-major: the query terms are ordered and cut once, and each kept term's
+blocks in every segment are scored and visited as one list against one heap, as in a merged index.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import numba
 import numpy as np
 
 from tremor.index.exact import HEAP_MAX_K
-from tremor.index.seismic_kernels import SKIP, _visit_lists
+from tremor.index.seismic_kernels import BOUND_SLACK, SKIP, _find_component, _score_block, _sift_blocks
 from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
+
+# a summary of at most this many entries per query term is scored in one pass over its entries rather than by a
+# search per query term (a segment's summaries are short: one pass costs less than n_q skip-list searches)
+LINEAR_SUMMARY = 8
 
 
 def concat_exact_segments(indexes, deleted) -> tuple:
@@ -162,7 +168,8 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     """The arguments of ``search_seismic_segments`` for Seismic segments (same vocabulary, so same entry layout) and
     their deleted flags: forward indexes, blocks and summaries concatenated with every position and document number
     made global; per-term tables (list offsets, list maxima) one row per segment; the summary skip list sampled again
-    over the concatenated entries; the deleted documents as a global bitset."""
+    over the concatenated entries; the deleted documents as a global bitset; the scratch size for one term's blocks
+    in all segments together."""
 
     def bases(sizes) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -182,6 +189,8 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     live = np.concatenate([np.ones(index.n_docs, bool) if d is None else ~d
                            for index, d in zip(indexes, deleted, strict=True)])
     blocked = np.flatnonzero(~live)
+    # scratch for one term's blocks in all segments at once
+    block_counts = np.stack([np.diff(np.asarray(index.list_block_indptr, np.int64)) for index in indexes])
     words = np.zeros((n_docs >> 6) + 1, dtype=np.uint64)
     np.bitwise_or.at(words, blocked >> 6, np.left_shift(np.uint64(1), (blocked & 63).astype(np.uint64)))
     return (
@@ -204,7 +213,7 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
         int(first.block_bits),
         np.stack([np.asarray(index.list_max, np.float32) for index in indexes]),
         words,
-        int(max(max(index.max_blocks, 1) for index in indexes)),
+        int(max(int(block_counts.sum(axis=0).max()) if block_counts.size else 0, 1)),
     )
 
 
@@ -217,11 +226,14 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
                           summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
                           list_max: np.ndarray, blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                           visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
-                          block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray,
-                          out_scores: np.ndarray, out_docs: np.ndarray) -> None:
-    """One query over every segment with one heap: each segment's lists are visited in turn, pruning against the
-    k-th score found so far in all segments (as one merged index would). ``visited`` comes in equal to
-    ``blocked_words`` (deleted documents count as seen) and is left so; ``q_dense`` comes in zeroed and is left so."""
+                          block_order: np.ndarray, block_ids: np.ndarray, heap_scores: np.ndarray,
+                          heap_docs: np.ndarray, out_scores: np.ndarray, out_docs: np.ndarray) -> None:
+    """One query over every segment with one heap, term-major: the query terms are ordered and cut once (by their
+    largest list value over all segments, as a merged index's list maxima), and each kept term's lists in all segments
+    form one list of blocks, visited as a merged index visits its list (the first one best summary first), pruning
+    against the k-th score found so far. ``visited`` comes in equal to ``blocked_words`` (deleted documents count as
+    seen) and is left so; ``q_dense`` comes in zeroed and is left so."""
+    n_segments = list_block_indptr.shape[0]
     n_terms = list_block_indptr.shape[1] - 1
     n_q = q_indices.shape[0]
     if n_q == 0:
@@ -229,15 +241,97 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = q_values[p]
+    comp_shift = np.uint64(block_bits + 8)
+    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
+    bound = np.zeros(n_q, dtype=np.float32)
+    for p in range(n_q):
+        term = q_indices[p]
+        if term < n_terms:
+            largest = np.float32(0.0)
+            for s in range(n_segments):
+                largest = max(largest, list_max[s, term])
+            bound[p] = q_values[p] * largest
+    bound_order = np.argsort(-bound, kind="mergesort")
+    order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
     size = 0
     n_visited = 0
-    for s in range(list_block_indptr.shape[0]):
-        size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, doc_indptr,
-                                       doc_components, doc_values, list_block_indptr[s], block_indptr, block_min,
-                                       block_scale, posting_docs, list_segment_indptr[s], segment_entry_indptr,
-                                       summary_entries, summary_skip, block_bits, list_max[s], q_dense, visited,
-                                       visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs,
-                                       size, n_visited)
+    n_cut = 0
+    for r in range(n_q):
+        if n_cut >= query_cut:
+            break
+        term = q_indices[order[r]]
+        if term >= n_terms or q_values[order[r]] <= 0:
+            continue
+        n_cut += 1
+        # summary scores of the term's blocks in every segment, numbered one after the other
+        n_blocks = 0
+        for s in range(n_segments):
+            first_block = list_block_indptr[s, term]
+            segment_blocks = list_block_indptr[s, term + 1] - first_block
+            for j in range(segment_blocks):
+                block_ids[n_blocks + j] = first_block + j
+            for segment in range(list_segment_indptr[s, term], list_segment_indptr[s, term + 1]):
+                lo = segment_entry_indptr[segment]
+                hi = segment_entry_indptr[segment + 1]
+                base = np.uint64(n_blocks + ((segment - list_segment_indptr[s, term]) << block_bits))
+                if hi - lo <= LINEAR_SUMMARY * n_q:
+                    # a short summary: one pass over its entries, the query's weights read from q_dense (entries
+                    # are in component order, the same order of addition as the search below)
+                    for e in range(lo, hi):
+                        entry = np.uint64(summary_entries[e])
+                        weight = q_dense[entry >> comp_shift]
+                        if weight != 0:
+                            blk = base + ((entry >> np.uint64(8)) & block_mask)
+                            block_codes[blk] += weight * np.float32(entry & np.uint64(255))
+                            block_weight[blk] += weight
+                    continue
+                cursor = (lo + SKIP - 1) // SKIP
+                for p in range(n_q):
+                    if lo >= hi:
+                        break
+                    comp = np.uint64(q_indices[p])
+                    lo, cursor = _find_component(summary_entries, summary_skip, lo, hi, q_indices[p], comp_shift,
+                                                 cursor)
+                    weight = q_values[p]
+                    while lo < hi and (np.uint64(summary_entries[lo]) >> comp_shift) == comp:
+                        entry = np.uint64(summary_entries[lo])
+                        blk = base + ((entry >> np.uint64(8)) & block_mask)
+                        block_codes[blk] += weight * np.float32(entry & np.uint64(255))
+                        block_weight[blk] += weight
+                        lo += 1
+            n_blocks += segment_blocks
+        if n_blocks == 0:
+            continue
+        for j in range(n_blocks):
+            b = block_ids[j]
+            block_codes[j] = block_scale[b] * block_codes[j] + block_min[b] * block_weight[j]
+            block_weight[j] = 0.0
+        if sort_first and n_cut == 1:
+            # first list: blocks of all segments by decreasing summary score (a heap, popped until a block fails the
+            # test, after which every remaining block fails too)
+            for j in range(n_blocks):
+                block_order[j] = j
+            for j in range(n_blocks // 2 - 1, -1, -1):
+                _sift_blocks(block_order, block_codes, n_blocks, j)
+            remaining = n_blocks
+            while remaining > 0:
+                blk = block_order[0]
+                if size == k and block_codes[blk] * BOUND_SLACK < heap_factor * heap_scores[0]:
+                    break
+                size, n_visited = _score_block(block_ids[blk], k, size, n_visited, posting_docs, block_indptr,
+                                               doc_indptr, doc_components, doc_values, q_dense, visited,
+                                               visited_docs, heap_scores, heap_docs)
+                remaining -= 1
+                block_order[0] = block_order[remaining]
+                _sift_blocks(block_order, block_codes, remaining, 0)
+        else:
+            for blk in range(n_blocks):
+                if size == k and block_codes[blk] * BOUND_SLACK < heap_factor * heap_scores[0]:
+                    continue
+                size, n_visited = _score_block(block_ids[blk], k, size, n_visited, posting_docs, block_indptr,
+                                               doc_indptr, doc_components, doc_values, q_dense, visited,
+                                               visited_docs, heap_scores, heap_docs)
+        block_codes[:n_blocks] = 0.0
     heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
     for i in range(n_visited):
         word = visited_docs[i] >> 6
@@ -270,6 +364,7 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
         block_codes = np.zeros(max_blocks, dtype=np.float32)
         block_weight = np.zeros(max_blocks, dtype=np.float32)
         block_order = np.empty(max_blocks, dtype=np.int32)
+        block_ids = np.empty(max_blocks, dtype=np.int64)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_docs = np.empty(k, dtype=np.int64)
         for qi in range(chunk, n_queries, n_chunks):
@@ -278,7 +373,8 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
                                   doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
                                   block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
                                   summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
-                                  visited, visited_docs, block_codes, block_weight, block_order, heap_scores,
+                                  visited, visited_docs, block_codes, block_weight, block_order, block_ids,
+                                  heap_scores,
                                   heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs
 
@@ -305,6 +401,7 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
         block_codes = np.zeros(max_blocks, dtype=np.float32)
         block_weight = np.zeros(max_blocks, dtype=np.float32)
         block_order = np.empty(max_blocks, dtype=np.int32)
+        block_ids = np.empty(max_blocks, dtype=np.int64)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_docs = np.empty(k, dtype=np.int64)
         for qi in range(chunk, n_queries, n_chunks):
@@ -313,6 +410,7 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
                                   doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
                                   block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
                                   summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
-                                  visited, visited_docs, block_codes, block_weight, block_order, heap_scores,
+                                  visited, visited_docs, block_codes, block_weight, block_order, block_ids,
+                                  heap_scores,
                                   heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs
