@@ -176,3 +176,47 @@ def test_openapi_documents_the_write_endpoints(index):
     assert "get" in schema["paths"]["/documents/{doc_id}"]
     assert {"DocumentsRequest", "WriteResponse"} <= set(schema["components"]["schemas"])
     assert "409" in schema["paths"]["/documents"]["post"]["responses"]
+
+
+def _call(url: str, method: str, body: dict | None = None) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **KEY})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_real_server_with_two_processes_sees_every_write(index, tmp_path):
+    """``tremor serve --processes 2``: after a write, searches answered by either process see it (each checks
+    the commit generation at most every 0.5 s)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serve_helpers import ServerProcess
+
+    with ServerProcess([str(index), "--processes", "2"], tmp_path / "server.log",
+                       env={"TREMOR_API_KEY": "s3cret"}) as server:
+        def found(_: int) -> bool:
+            status, body = _call(server.url + "/search", "POST", {"q": "pond ducks", "k": 10})
+            assert status == 200, body
+            return "w1" in [h["id"] for h in body["results"][0]["hits"]]
+
+        with ThreadPoolExecutor(4) as pool:
+            assert not any(pool.map(found, range(20)))
+            for i in range(3):  # writes land on either process
+                status, body = _call(server.url + "/documents", "POST",
+                                     {"documents": [{"id": f"w{i}", "text": "Ducks on the pond."}]})
+                assert status == 200, body
+            time.sleep(0.7)
+            assert all(pool.map(found, range(40)))
+            status, body = _call(server.url + "/documents/w1", "DELETE")
+            assert status == 200 and body["documents"] == 8, body
+            time.sleep(0.7)
+            assert not any(pool.map(found, range(40)))

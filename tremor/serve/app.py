@@ -194,17 +194,16 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
         swapped in (never the one in use mutated), so searches running on other threads keep their snapshot."""
         from tremor.index.segments import commit_generations
 
-        now = time.monotonic()
-        if not force and now - checked.get(name, -1e9) < refresh_interval_s:
-            return served[name]
-        with swap_lock:
-            checked[name] = now
+        with swap_lock:  # requests arriving during a reopen wait for it rather than answer from the old snapshot
+            if not force and time.monotonic() - checked.get(name, -1e9) < refresh_interval_s:
+                return served[name]
             current = served[name]
             generations = commit_generations(current.path)
             if generations and generations[-1] != current.searcher.manifest.get("generation"):
                 fresh = ServedIndex(name, current.path, device)
                 fresh.serialize_batches = current.serialize_batches
                 served[name] = fresh
+            checked[name] = time.monotonic()
             return served[name]
 
     def pick(name: str | None) -> ServedIndex:
