@@ -615,9 +615,11 @@ def demo(keep: Path | None) -> None:
               help="Server processes sharing the port (each maps the same index files; each has its own threads).")
 @click.option("--device", default="cpu", show_default=True, help="Device for a dense side's query encoder.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option("--read-only", is_flag=True,
+              help="Refuse POST /documents and DELETE /documents/{id} (writes also need --api-key).")
 def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key: str | None, max_k: int,
           max_query_chars: int, max_batch: int, max_body_bytes: int, timeout_s: float, workers: int | None,
-          max_waiting: int, processes: int, device: str, access_log: bool) -> None:
+          max_waiting: int, processes: int, device: str, access_log: bool, read_only: bool = False) -> None:
     """Serve index directories over HTTP: a JSON search API and a web page at /."""
     import dataclasses
     import os
@@ -655,7 +657,8 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
                    f"{'' if api_key else ' by anyone (no --api-key set)'}", err=True)
     if processes < 1:
         raise TremorError("--processes must be at least 1")
-    app = create_app(indexes, limits, api_key=api_key, device=device)  # opens and checks every index here
+    # opens and checks every index here
+    app = create_app(indexes, limits, api_key=api_key, device=device, read_only=read_only)
     log_level = "info" if access_log else "warning"
     click.echo(f"serving {', '.join(indexes)} on http://{host}:{port}/ ({processes} process"
                f"{'es' if processes > 1 else ''} × {workers} search threads)", err=True)
@@ -668,7 +671,8 @@ def serve(index_dir: Path, more: tuple[str, ...], host: str, port: int, api_key:
 
     del app
     os.environ[CONFIG_ENV] = json.dumps({"indexes": {name: str(path.resolve()) for name, path in indexes.items()},
-                                         "limits": dataclasses.asdict(limits), "device": device})
+                                         "limits": dataclasses.asdict(limits), "device": device,
+                                         "read_only": read_only})
     if api_key:
         os.environ[API_KEY_ENV] = api_key
     from tremor.serve.processes import run_processes

@@ -33,6 +33,7 @@ from tremor.serve.limits import API_KEY_HEADER, ApiError, GuardMiddleware, Searc
 from tremor.serve.models import (
     GET_SEARCH_FIELDS,
     DocumentResponse,
+    DocumentsRequest,
     EncodeRequest,
     EncodeResponse,
     ErrorResponse,
@@ -41,13 +42,16 @@ from tremor.serve.models import (
     QueryItem,
     SearchRequest,
     SearchResponse,
+    WriteResponse,
 )
 from tremor.serve.service import QuerySpec, SearchSpec, ServedIndex, check_limits, check_text, open_indexes
+from tremor.serve.writes import IndexWrites
 
 STATIC = Path(str(resources.files("tremor.serve") / "static"))
 ERROR_STATUSES = {400: "Bad input", 401: "Missing or wrong API key", 404: "No such index, document or endpoint",
                   408: "Took longer than the server's time limit", 413: "Request body too large",
                   422: "Invalid request (the message names the field)", 429: "Server busy; retry"}
+WRITE_STATUSES = {403: "Writes are off on this server", 409: "Another writer holds the index"}
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -91,8 +95,9 @@ def _endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Re
 
 def openapi_document() -> dict:
     """The OpenAPI 3.1 description of the API, its schemas generated from the pydantic models."""
-    requests = [SearchRequest, EncodeRequest]
-    responses = [SearchResponse, EncodeResponse, DocumentResponse, HealthResponse, IndexesResponse, ErrorResponse]
+    requests = [SearchRequest, EncodeRequest, DocumentsRequest]
+    responses = [SearchResponse, EncodeResponse, DocumentResponse, HealthResponse, IndexesResponse, ErrorResponse,
+                 WriteResponse]
     _, top = models_json_schema([(m, "validation") for m in requests] + [(m, "serialization") for m in responses],
                                 ref_template="#/components/schemas/{model}")
 
@@ -100,12 +105,15 @@ def openapi_document() -> dict:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
     def operation(summary: str, tag: str, response: type[BaseModel], body: type[BaseModel] | None = None,
-                  parameters: list[dict] | None = None) -> dict:
+                  parameters: list[dict] | None = None, write: bool = False) -> dict:
+        statuses = {**ERROR_STATUSES, **WRITE_STATUSES} if write else ERROR_STATUSES
         out = {"summary": summary, "tags": [tag], "parameters": parameters or [],
                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref(response)}}},
                              **{str(status): {"description": text,
                                               "content": {"application/json": {"schema": ref(ErrorResponse)}}}
-                                for status, text in ERROR_STATUSES.items()}}}
+                                for status, text in statuses.items()}}}
+        if write:
+            out["security"] = [{"apiKey": []}]
         if body is not None:
             out["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
         return out
@@ -117,6 +125,7 @@ def openapi_document() -> dict:
     get_search = [query(name, {k: v for k, v in search_fields[name].items() if k != "description"},
                         search_fields[name].get("description", ""), name == "q") for name in GET_SEARCH_FIELDS]
     index_param = query("index", {"type": "string"}, "Index name; default: the first one served.")
+    doc_param = {"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "tremor", "version": "0.1.0",
@@ -133,10 +142,14 @@ def openapi_document() -> dict:
                                   SearchResponse, body=SearchRequest),
                 "get": operation("Quick search from a URL: /search?q=seismic+waves&k=5", "search", SearchResponse,
                                  parameters=get_search)},
-            "/documents/{doc_id}": {"get": operation("A document's title and text by its id", "documents",
-                                                     DocumentResponse, parameters=[
-                                                         {"name": "doc_id", "in": "path", "required": True,
-                                                          "schema": {"type": "string"}}, index_param])},
+            "/documents/{doc_id}": {
+                "get": operation("A document's title and text by its id", "documents", DocumentResponse,
+                                 parameters=[doc_param, index_param]),
+                "delete": operation("Delete a document of a live index and commit (needs the API key)", "documents",
+                                    WriteResponse, parameters=[doc_param, index_param], write=True)},
+            "/documents": {"post": operation("Add documents to a live index, replacing any with the same id, and "
+                                             "commit (needs the API key)", "documents", WriteResponse,
+                                             body=DocumentsRequest, write=True)},
             "/encode": {"post": operation("Term weights of a text (or texts) on the query or document side, largest "
                                           "first, expansions marked", "search", EncodeResponse, body=EncodeRequest)},
         },
@@ -146,8 +159,13 @@ def openapi_document() -> dict:
 
 
 def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: ServeLimits | None = None,
-               api_key: str | None = None, device: str = "cpu") -> Starlette:
-    """The application serving ``indexes`` (name → index directory, or already opened ServedIndex objects)."""
+               api_key: str | None = None, device: str = "cpu", read_only: bool = False,
+               refresh_interval_s: float = 0.5, hold_writer: bool = True) -> Starlette:
+    """The application serving ``indexes`` (name → index directory, or already opened ServedIndex objects).
+
+    Writes (POST /documents, DELETE /documents/{id}) need an API key and ``read_only`` off; every
+    ``refresh_interval_s`` at most, a request first checks for a newer commit of a live index (another process's
+    write). ``hold_writer`` off (several processes): each write opens and closes the index's writer."""
     limits = limits or ServeLimits()
     limits.check()
     if not indexes:
@@ -160,16 +178,56 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
     batch_lock = threading.Lock()
     started = time.time()
     openapi = orjson.dumps(openapi_document())
+    writes: dict[str, IndexWrites] = {}
+    swap_lock = threading.Lock()
+    checked: dict[str, float] = {}
 
-    def pick(name: str | None) -> ServedIndex:
+    def name_of(name: str | None) -> str:
         if name is None:
-            return served[default_name]
+            return default_name
         if name not in served:
             raise ApiError(404, f"no index named '{name}'; this server has: {', '.join(served)}")
-        return served[name]
+        return name
+
+    def follow(name: str, force: bool = False) -> ServedIndex:
+        """The index's current ServedIndex, reopened when its directory has a newer commit. A new object is
+        swapped in (never the one in use mutated), so searches running on other threads keep their snapshot."""
+        from tremor.index.segments import commit_generations
+
+        with swap_lock:  # requests arriving during a reopen wait for it rather than answer from the old snapshot
+            if not force and time.monotonic() - checked.get(name, -1e9) < refresh_interval_s:
+                return served[name]
+            current = served[name]
+            generations = commit_generations(current.path)
+            if generations and generations[-1] != current.searcher.manifest.get("generation"):
+                fresh = ServedIndex(name, current.path, device)
+                fresh.serialize_batches = current.serialize_batches
+                served[name] = fresh
+            checked[name] = time.monotonic()
+            return served[name]
+
+    def pick(name: str | None) -> ServedIndex:
+        return served[name_of(name)]
+
+    async def current(name: str | None) -> ServedIndex:
+        name = name_of(name)
+        if time.monotonic() - checked.get(name, -1e9) < refresh_interval_s:
+            return served[name]
+        return await pool.run(follow, name)
+
+    def writer(name: str) -> IndexWrites:
+        if read_only:
+            raise ApiError(403, "this server was started with --read-only; writes are off")
+        if api_key is None:
+            raise ApiError(403, "writes need an API key: start the server with --api-key (or TREMOR_API_KEY)")
+        with swap_lock:
+            if name not in writes:
+                writes[name] = IndexWrites(served[name].path, hold=hold_writer,
+                                           wait_s=0.0 if hold_writer else limits.timeout_s / 2)
+            return writes[name]
 
     async def run_search(body: SearchRequest, t0: float) -> Response:
-        target = pick(body.index)
+        target = await current(body.index)
         given = [x is not None for x in (body.q, body.vector, body.queries)]
         if sum(given) != 1:
             raise QueryError("send exactly one of 'q' (text), 'vector' ({token: weight}) or 'queries' (a batch)")
@@ -227,8 +285,34 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
 
     @_endpoint
     async def get_document(request: Request) -> Response:
-        target = pick(request.query_params.get("index"))
+        target = await current(request.query_params.get("index"))
         return _json(await pool.run(target.document, request.path_params["doc_id"]))
+
+    @_endpoint
+    async def add_documents(request: Request) -> Response:
+        from tremor.corpus import Document
+
+        body = DocumentsRequest.model_validate_json(await request.body())
+        name = name_of(body.index)
+        if len(body.documents) > limits.max_batch:
+            raise QueryError(f"{len(body.documents)} documents in one request; the server takes at most "
+                             f"{limits.max_batch}")
+        for i, doc in enumerate(body.documents):
+            check_text(doc.id + doc.title + doc.text, f"documents[{i}]")
+            if len(doc.title) + len(doc.text) > limits.max_document_chars:
+                raise QueryError(f"documents[{i}] has {len(doc.title) + len(doc.text)} characters; the server "
+                                 f"takes at most {limits.max_document_chars} per document")
+        docs = [Document(id=d.id, text=d.text, title=d.title) for d in body.documents]
+        out = await pool.run(writer(name).add, docs)
+        await pool.run(follow, name, True)
+        return _json({"index": name, "deleted": 0, **out})
+
+    @_endpoint
+    async def delete_document(request: Request) -> Response:
+        name = name_of(request.query_params.get("index"))
+        out = await pool.run(writer(name).delete, request.path_params["doc_id"])
+        await pool.run(follow, name, True)
+        return _json({"index": name, "added": 0, **out})
 
     @_endpoint
     async def encode(request: Request) -> Response:
@@ -268,13 +352,17 @@ def create_app(indexes: dict[str, str | Path] | dict[str, ServedIndex], limits: 
     async def lifespan(app: Starlette):
         yield
         pool.shutdown()
+        for index_writes in writes.values():
+            index_writes.close()
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/indexes", list_indexes, methods=["GET"]),
         Route("/search", search_post, methods=["POST"]),
         Route("/search", search_get, methods=["GET"]),
+        Route("/documents", add_documents, methods=["POST"]),
         Route("/documents/{doc_id:path}", get_document, methods=["GET"]),
+        Route("/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
         Route("/encode", encode, methods=["POST"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/", page, methods=["GET"]),
@@ -305,4 +393,4 @@ def app_from_environment() -> Starlette:
     names = {f.name for f in fields(ServeLimits)}
     limits = ServeLimits(**{key: value for key, value in config["limits"].items() if key in names})
     return create_app(config["indexes"], limits, api_key=os.environ.get(API_KEY_ENV) or None,
-                      device=config.get("device", "cpu"))
+                      device=config.get("device", "cpu"), read_only=bool(config.get("read_only")), hold_writer=False)

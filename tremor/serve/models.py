@@ -158,3 +158,24 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class NewDocument(BaseModel):
+    id: str = Field(min_length=1, description="External id; a live document with this id is replaced.")
+    title: str = ""
+    text: str
+
+
+class DocumentsRequest(BaseModel):
+    """Documents to add to (or replace in) a live index; committed before the response."""
+
+    index: str | None = Field(None, description="Index name; default: the first one served.")
+    documents: list[NewDocument] = Field(min_length=1)
+
+
+class WriteResponse(BaseModel):
+    index: str
+    added: int = 0
+    deleted: int = 0
+    generation: int = Field(description="Commit generation after this write.")
+    documents: int = Field(description="Live documents after this write.")
