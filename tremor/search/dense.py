@@ -133,7 +133,7 @@ class DenseIndex:
         """Open a dense index folder; returns the index and its manifest. Reads one snapshot of the folder even
         while ``add-dense --overwrite`` replaces it (see ``tremor.index.snapshot``)."""
         directory = Path(directory)
-        if not (directory / "manifest.json").is_file() and not directory.is_dir():
+        if not (directory / "manifest.json").is_file():
             read_dense_manifest(directory)  # the error saying how to add one
         return load_snapshot(directory, lambda root: cls._load_at(root, mmap, verify))
 
