@@ -12,7 +12,7 @@ import numpy as np
 
 from tremor.errors import IndexFormatError, QueryError, TremorError, VocabularyMismatchError
 from tremor.index.filtered import DocFilter, check_allow, pad_results, score_subset_csr
-from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
+from tremor.index.topk import select_accumulated
 from tremor.sparse import SparseVectors
 
 
@@ -89,43 +89,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr: np.nda
             for i in range(n_touched):
                 if not allow[touched[i]]:
                     acc[touched[i]] = 0.0
-    if dense:
-        if k <= HEAP_MAX_K:
-            # heap_select_ascending's loop, reading the accumulator directly: gathering the candidates first would
-            # cost a quarter more on a BEIR query.
-            size = 0
-            floor = np.float32(0.0)
-            for doc in range(n_docs):
-                score = acc[doc]
-                if score > floor:
-                    size = heap_push(heap_scores, heap_docs, size, k, score, doc)
-                    if size == k:
-                        floor = heap_scores[0]
-            acc[:] = 0.0
-            heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
-            return
-        m = 0
-        for doc in range(n_docs):  # branch-free gather of the scored documents, in ascending order
-            score = acc[doc]
-            touched[m] = doc
-            cand_scores[m] = score
-            m += score > 0
-        acc[:] = 0.0
-    else:
-        touched[:n_touched].sort()  # ascending ids, for the tie order
-        m = 0
-        for i in range(n_touched):
-            doc = touched[i]
-            score = acc[doc]
-            touched[m] = doc
-            cand_scores[m] = score
-            m += score > 0
-            acc[doc] = 0.0
-            seen[doc] = False
-        if k <= HEAP_MAX_K:
-            heap_select_ascending(cand_scores, touched, m, k, heap_scores, heap_docs, out_scores, out_docs)
-            return
-    select_top_k(cand_scores, touched, m, k, out_scores, out_docs)
+    select_accumulated(acc, dense, touched, n_touched, seen, k, HEAP_MAX_K, cand_scores, heap_scores, heap_docs,
+                       out_scores, out_docs)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

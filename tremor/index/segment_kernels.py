@@ -15,7 +15,7 @@ import numpy as np
 
 from tremor.index.exact import HEAP_MAX_K
 from tremor.index.seismic_kernels import BOUND_SLACK, SKIP, _find_component, _score_block, _sift_blocks
-from tremor.index.topk import heap_drain_sorted, heap_push, heap_select_ascending, select_top_k
+from tremor.index.topk import heap_drain_sorted, select_accumulated
 
 # a summary of at most this many entries per query term is scored in one pass over its entries rather than by a
 # search per query term (a segment's summaries are short: one pass costs less than n_q skip-list searches)
@@ -79,40 +79,12 @@ def _exact_segments_one(q_indices: np.ndarray, q_values: np.ndarray, post_indptr
     if dense:
         for i in range(blocked.shape[0]):
             acc[blocked[i]] = 0.0
-        if k <= HEAP_MAX_K:
-            size = 0
-            floor = np.float32(0.0)
-            for doc in range(n_docs):
-                score = acc[doc]
-                if score > floor:
-                    size = heap_push(heap_scores, heap_docs, size, k, score, doc)
-                    if size == k:
-                        floor = heap_scores[0]
-            acc[:] = 0.0
-            heap_drain_sorted(heap_scores, heap_docs, size, out_scores, out_docs)
-            return
-        m = 0
-        for doc in range(n_docs):
-            score = acc[doc]
-            touched[m] = doc
-            cand_scores[m] = score
-            m += score > 0
-        acc[:] = 0.0
     else:
-        touched[:n_touched].sort()
-        m = 0
         for i in range(n_touched):
-            doc = touched[i]
-            score = acc[doc] if allow[doc] else np.float32(0.0)
-            touched[m] = doc
-            cand_scores[m] = score
-            m += score > 0
-            acc[doc] = 0.0
-            seen[doc] = False
-        if k <= HEAP_MAX_K:
-            heap_select_ascending(cand_scores, touched, m, k, heap_scores, heap_docs, out_scores, out_docs)
-            return
-    select_top_k(cand_scores, touched, m, k, out_scores, out_docs)
+            if not allow[touched[i]]:
+                acc[touched[i]] = 0.0
+    select_accumulated(acc, dense, touched, n_touched, seen, k, HEAP_MAX_K, cand_scores, heap_scores, heap_docs,
+                       out_scores, out_docs)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
