@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from tremor.cli import cli
 from tremor.corpus import Document
+from tremor.encoders.bm25 import BM25Encoder
 from tremor.errors import TremorError
 from tremor.index.builder import build_index
 from tremor.index.segments import IndexWriter, is_live, read_commit
@@ -128,12 +129,11 @@ def test_seismic_segments_skip_deleted_documents(tmp_path):
     searcher = Searcher.load(path, query_cut=100, heap_factor=1.0)
     assert searcher.manifest["index_type"] == "seismic" and searcher.index.n_segments == 3
     full = tmp_path / "full"
-    kept = [d for seed in range(3) for d in random_vectors_docs(40, seed) if d.id not in set(deleted)]
-    # same statistics as the live index: the encoder fitted on the first batch
+    # the same additions and deletions into an exact index: the same vectors and statistics, searched exactly
     with IndexWriter(full, index="exact") as reference:
-        reference.add(random_vectors_docs(40, 0))
-        reference.add([d for d in kept if not d.id.startswith("s0_")])
-        reference.delete([d for d in deleted if d.startswith("s0_")])
+        for seed in range(3):
+            reference.add(random_vectors_docs(40, seed))
+        reference.delete(deleted)
         reference.commit()
     exact = Searcher.load(full)
     for query in QUERIES:
@@ -178,9 +178,25 @@ def test_tiered_policy_merges_a_full_tier_and_keeps_document_order(tmp_path):
     assert searcher.docstore.ids() == [f"d{i}" for i in range(40)] + ["d44"]
 
 
+def assert_live_statistics(encoder, texts: list[str]) -> None:
+    """The live BM25 statistics of a commit are those of a fit on exactly its live texts (document frequency per
+    term, document count, total length), whatever sequence of additions, updates, deletions and merges led there."""
+    assert encoder.live
+    if not texts:
+        assert encoder.n_docs == 0 and encoder.total_length == 0 and not encoder.df.any()
+        return
+    fresh = BM25Encoder(live=True)
+    fresh.fit_encode(texts)
+    got = {term: int(df) for term, df in zip(encoder.terms, encoder.df, strict=True) if df}
+    assert got == {term: int(df) for term, df in zip(fresh.terms, fresh.df, strict=True)}
+    assert (encoder.n_docs, encoder.total_length) == (fresh.n_docs, fresh.total_length)
+    assert encoder.avgdl == pytest.approx(fresh.avgdl)
+
+
 def test_live_index_equals_dict_reference_over_random_operations(tmp_path):
     """Random add / update / delete / commit / merge sequences: after every commit the searcher holds exactly the
-    reference's documents, deleted ids never come back, and scores equal an exact search over the live texts."""
+    reference's documents, deleted ids never come back, the BM25 statistics are exactly those of the live texts, and
+    scores equal an exact search over the live documents' vectors."""
     for seed in range(4):
         rng = random.Random(seed)
         path = tmp_path / f"live{seed}"
@@ -212,7 +228,9 @@ def test_live_index_equals_dict_reference_over_random_operations(tmp_path):
             live = searcher.index.live_mask()
             held = {d.id: d.text for d in searcher.docstore.get(np.flatnonzero(live).tolist())}
             assert held == reference, (seed, step)
-            vectors = writer.encoder.encode_documents(list(reference.values())).to_scipy() if reference else None
+            assert_live_statistics(searcher.encoder, list(reference.values()))
+            # exact search over the index's own vectors of the live documents
+            vectors = searcher.index.documents().to_scipy()[live] if reference else None
             queries = searcher.encode_queries(QUERIES)
             scores, numbers = searcher.search_vectors(queries, k=8)
             ids = searcher.docstore.ids()
@@ -376,3 +394,64 @@ def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, s
         assert got.shape == want.shape
         assert np.allclose(got, want, rtol=1e-3)
         assert np.allclose(truth[row][numbers[row][numbers[row] >= 0]], got, rtol=1e-3)
+
+
+def letters_word(number: int) -> str:
+    """A distinct word per number, of consonants only, so that the analyzer's stemmer keeps every one apart."""
+    letters = "bcdfghjklmnpqrtvwxz"
+    out = ""
+    while True:
+        out = letters[number % len(letters)] + out
+        number //= len(letters)
+        if not number:
+            return "zq" + out
+
+
+@pytest.mark.parametrize("spec", ["exact", "seismic,lambda=inf,alpha=1.0"])
+def test_live_bm25_vocabulary_grows_past_its_capacity(tmp_path, spec):
+    """Terms first seen in a later batch are indexed and searchable (nothing is dropped), also when the vocabulary
+    outgrows its capacity so that older segments have a smaller one; a forced merge then equals a full build."""
+    from tremor.encoders.bm25 import LIVE_MIN_CAPACITY
+
+    first = [Document(f"a{i}", f"solar wind {letters_word(i)} plasma") for i in range(30)]
+    many = [letters_word(i) for i in range(LIVE_MIN_CAPACITY + 100)]
+    second = [Document(f"b{i}", " ".join(many[i::40])) for i in range(40)]
+    path = tmp_path / "live"
+    with IndexWriter(path, index=spec) as writer:
+        writer.add(first)
+        writer.commit()
+        small = writer.encoder.vocab_size
+        writer.add(second)
+        writer.commit()
+        assert writer.encoder.vocab_size > small == LIVE_MIN_CAPACITY
+    params = {"query_cut": 100, "heap_factor": 1.0} if spec.startswith("seismic") else {}
+    tolerance = 1e-3 if params else 1e-5  # Seismic's forward index holds values at reduced precision
+    searcher = Searcher.load(path, **params)
+    assert [i.vocab_size for i in searcher.index.indexes] == [small, 2 * small]
+    texts = [d.text for d in first + second]
+    reference = BM25Encoder(live=True)
+    doc_vectors = reference.fit_encode(texts)
+    queries = ["solar plasma", f"{many[-1]} {many[5]}", f"wind {many[LIVE_MIN_CAPACITY + 7]}", many[3]]
+    documents = searcher.index.documents().to_scipy()
+    for query in queries:
+        # the query side carries the idf of all live documents, exactly as a full build's
+        live_query, full_query = searcher.encode_queries([query]), reference.encode_queries([query])
+        weights = dict(zip(searcher.encoder.tokens(live_query.indices), live_query.values.tolist(), strict=True))
+        assert weights == pytest.approx(dict(zip(reference.tokens(full_query.indices), full_query.values.tolist(),
+                                                 strict=True)), rel=1e-6)
+        got = searcher.search(query, k=5, with_text=False)
+        assert got, query
+        want = np.sort((live_query.to_scipy() @ documents.T).toarray().ravel())[::-1][:5]
+        assert [h.score for h in got] == pytest.approx(list(want[want > 0]), rel=tolerance), query
+    new_term = many[LIVE_MIN_CAPACITY + 7]
+    assert set(ids_of(searcher.search(new_term, k=5, with_text=False))) == \
+        {d.id for d in second if new_term in d.text.split()}
+    with IndexWriter(path) as writer:
+        writer.merge(force=True)
+    merged = Searcher.load(path, **params)
+    assert merged.index.n_segments == 1
+    for query in queries:
+        got = merged.search(query, k=5, with_text=False)
+        want = np.sort((reference.encode_queries([query]).to_scipy() @ doc_vectors.to_scipy().T).toarray().ravel())
+        want = want[::-1][:5]
+        assert [h.score for h in got] == pytest.approx(list(want[want > 0]), rel=tolerance), query

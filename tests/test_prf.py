@@ -131,3 +131,30 @@ def test_dense_prf_with_zero_feedback_docs_equals_the_original_run(method):
     expected = (queries + top2.sum(axis=1)) / 3 if method == "average" else queries + top2.mean(axis=1)
     np.testing.assert_allclose(moved.dense_queries, expected, rtol=1e-5)
     np.testing.assert_array_equal(moved.numbers, searcher.search_vectors(expected, 20)[1])
+
+
+def test_sparse_prf_over_a_live_bm25_index_expands_as_over_a_full_build(bm25_searcher, tmp_path):
+    """Live BM25 keeps the idf on the query side; Rocchio moves it to the document side and back, so after a forced
+    merge (vectors re-encoded: the full build's statistics) PRF gives the full build's ranking and scores."""
+    from tremor.index.segments import IndexWriter
+
+    corpus = list(tremor.read_documents(__import__("pathlib").Path(__file__).parent / "data" / "tiny_corpus.jsonl"))
+    with IndexWriter(tmp_path / "live") as writer:
+        writer.add(corpus[:3])
+        writer.commit()
+        writer.add(corpus[3:])
+        writer.merge(force=True)
+    live = tremor.Searcher.load(tmp_path / "live")
+    assert live.encoder.live and live.index.n_segments == 1
+    for searcher in (bm25_searcher, live):
+        assert searcher.docstore.ids() == [d.id for d in corpus]
+    want = SparseRocchio(bm25_searcher, fb_docs=2, fb_terms=5, k=6).transform(
+        SparseRetrieve(bm25_searcher, k=6)(QUERIES))
+    live_run = SparseRetrieve(live, k=6)(QUERIES)
+    got = SparseRocchio(live, fb_docs=2, fb_terms=5, k=6).transform(live_run)
+    np.testing.assert_array_equal(got.numbers, want.numbers)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    # without moving the idf the expansion terms (and so the scores) differ
+    unmoved = rocchio(live.encode_queries(QUERIES), feedback_documents(live_run.numbers, 2),
+                      lambda numbers: sparse_document_vectors(live, numbers), fb_terms=5)
+    assert not np.allclose(unmoved.to_scipy().toarray(), got.sparse_queries.to_scipy().toarray())

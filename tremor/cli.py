@@ -727,7 +727,8 @@ def index_delete(index_dir: Path, ids_file: Path) -> None:
 @click.option("--tiered", is_flag=True, help="Only merge what the tiered policy picks (small segments of one tier, "
               "segments mostly deleted) instead of everything into one segment.")
 @click.option("--keep-statistics", is_flag=True,
-              help="BM25: keep the statistics of the first build instead of refitting them on the merged corpus.")
+              help="BM25: keep every document's vector as it was encoded (and a fixed-statistics index its "
+                   "statistics) instead of re-encoding the merged corpus under its current statistics.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def index_merge(index_dir: Path, tiered: bool, keep_statistics: bool, quiet: bool) -> None:
     """Merge a live index's segments (by default all into one, dropping deleted documents), and commit."""

@@ -180,6 +180,17 @@ class SparseVectors:
         """The same vectors (arrays shared, not copied or checked again) under another vocabulary identity."""
         return SparseVectors.trusted(self.indptr, self.indices, self.values, self.vocab_size, vocab_id)
 
+    def with_vocab_size(self, vocab_size: int) -> SparseVectors:
+        """The same vectors over a larger vocabulary (one whose first ids are this one's, as a live BM25 vocabulary
+        grows), or over a smaller one with the entries at ids it lacks dropped (they match nothing there)."""
+        vocab_size = int(vocab_size)
+        if vocab_size >= self.vocab_size or not self.nnz or int(self.indices.max()) < vocab_size:
+            return SparseVectors.trusted(self.indptr, self.indices, self.values, vocab_size, self.vocab_id)
+        keep = self.indices < vocab_size
+        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        return SparseVectors.trusted(kept_before[self.indptr], self.indices[keep], self.values[keep], vocab_size,
+                                     self.vocab_id)
+
     @classmethod
     def trusted(cls, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, vocab_size: int,
                 vocab_id: str | None = None) -> SparseVectors:

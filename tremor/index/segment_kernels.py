@@ -28,7 +28,11 @@ def concat_exact_segments(indexes, deleted) -> tuple:
     global numbers of deleted documents, segment offsets. One copy per snapshot, so that a query is one call."""
     sizes = [index.post_docs.shape[0] for index in indexes]
     bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    post_indptr = np.stack([np.asarray(index.post_indptr, np.int64) + bases[s] for s, index in enumerate(indexes)])
+    # a segment written before a live vocabulary grew has fewer terms: its rows end in empty posting lists
+    width = max(index.post_indptr.shape[0] for index in indexes)
+    post_indptr = np.stack([np.pad(np.asarray(index.post_indptr, np.int64) + bases[s],
+                                   (0, width - index.post_indptr.shape[0]), mode="edge")
+                            for s, index in enumerate(indexes)])
     post_docs = np.concatenate([np.asarray(index.post_docs) for index in indexes])
     post_values = np.concatenate([np.asarray(index.post_values) for index in indexes])
     allow = np.concatenate([np.ones(index.n_docs, bool) if d is None else ~d

@@ -26,12 +26,19 @@ Semantics: ``add`` with an id that is already live replaces that document (updat
 occurrence of an id wins. ``delete`` of an unknown id is not an error (it is counted as not found). Nothing is
 visible to readers until ``commit``. Each ``add`` writes one segment.
 
-BM25 statistics: document impacts depend on the vocabulary, document frequencies and average length. They are fixed
-by the first batch ever added (terms outside that vocabulary are dropped from later documents, as from queries) and
-refreshed when a forced merge rewrites the whole index into one segment: the encoder is refitted on all live texts and
-every document re-encoded (``merge(force=True)``; ``refresh_statistics=False`` keeps them). Encoders with fixed
-statistics (neural SPLADE, inference-free) encode a document the same way whenever it arrives, so a live index then
-ranks exactly as a full build does. scripts/bench_live.py measures both.
+BM25 statistics: BM25 impacts depend on the vocabulary, document frequencies, document count and average length, all
+of which change as documents come and go. A live index created by ``IndexWriter`` uses the BM25 encoder's live mode
+(``tremor.encoders.bm25``): the idf is on the query side, so documents hold only the saturated term frequency; the
+vocabulary grows with the documents (new terms get new ids: nothing is dropped); the statistics count every document
+added and uncount every document deleted or replaced (each segment keeps its documents' lengths in
+``doc_lengths.npy`` for that). A query is weighted with the idf of exactly the live documents of its commit, as a
+full build would; what is left of drift is avgdl, which a document sees as it was when it arrived. A forced merge
+re-encodes every document under the current statistics (``merge(force=True)``; ``refresh_statistics=False`` keeps
+the vectors as they are), after which the index ranks exactly as a full build. An index whose BM25 encoder was fitted
+elsewhere (a version-1 directory built by ``tremor index build``, or a fitted encoder passed in) keeps its statistics
+and vocabulary fixed until a forced merge, which refits them in live mode. Encoders with fixed statistics (neural
+SPLADE, inference-free) encode a document the same way whenever it arrives, so a live index then ranks exactly as a
+full build does. scripts/bench_live.py measures both.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ SEGMENTS_DIR = "segments"
 DELETES_DIR = "deletes"
 ENCODERS_DIR = "encoders"
 ROOT_SEGMENT = "."  # a version-1 index directory's own files, as a segment
+LENGTHS_FILE = "doc_lengths.npy"  # a live BM25 segment's document lengths in terms (to uncount deleted documents)
 LEGACY_FILES = (MANIFEST_FILE, "arrays", DOCSTORE_FILE)
 MERGE_FACTOR = 10  # tiered policy: this many segments of one size tier are merged into one
 FLOOR_SEGMENT = 1000  # segments below this many live documents share the smallest tier
@@ -220,6 +228,8 @@ class IndexWriter:
             if fresh:
                 index_type, params = parse_index_spec(index)
                 self.encoder = get_encoder(encoder)
+                if getattr(self.encoder, "kind", None) == "bm25" and not self.encoder.fitted:
+                    self.encoder.live = True  # statistics that follow the documents (see the module docstring)
                 self._encoder_dirty = True
                 self.commit_point = {"format": FORMAT_NAME, "format_version": LIVE_FORMAT_VERSION, "generation": 0,
                                      "index_type": index_type, "params": params, "vocab_size": None,
@@ -281,6 +291,7 @@ class IndexWriter:
         self._dirty: set[str] = set()
         self._new: set[str] = set()
         self._live: dict[str, tuple[str, int]] = {}
+        self._segment_stats: dict[str, tuple[SparseVectors, np.ndarray]] = {}
         for segment in self.segments:
             path = self.path / segment["path"]
             store = DocStore(path / DOCSTORE_FILE, int(segment["documents"]))
@@ -313,9 +324,34 @@ class IndexWriter:
         if where is None:
             return False
         name, number = where
+        if self._live_statistics():
+            vectors, lengths = self._statistics_of(name)
+            self.encoder.remove_documents(vectors[[number]], lengths[number:number + 1])
+            self._encoder_dirty = True
         self._deleted[name][number] = True
         self._dirty.add(name)
         return True
+
+    def _live_statistics(self) -> bool:
+        """True when the encoder's statistics follow additions and deletions (BM25 in live mode)."""
+        return bool(getattr(self.encoder, "live", False))
+
+    def _statistics_of(self, name: str) -> tuple[SparseVectors, np.ndarray]:
+        """A segment's document vectors and lengths, to uncount its documents from live statistics."""
+        if name not in self._segment_stats:
+            segment = next(s for s in self.segments if s["name"] == name)
+            path = self.path / segment["path"]
+            index, _ = open_index_dir(path, True, False)
+            try:
+                lengths = np.load(path / LENGTHS_FILE, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{path / LENGTHS_FILE}: document lengths of a live BM25 segment unreadable "
+                                       f"({exc})") from None
+            if lengths.shape != (index.n_docs,):
+                raise IndexFormatError(f"{path / LENGTHS_FILE}: {lengths.shape[0]} lengths for {index.n_docs} "
+                                       "documents")
+            self._segment_stats[name] = (segment_vectors(index), lengths)
+        return self._segment_stats[name]
 
     # ------------------------------------------------------------------------------------------ changes
     def add(self, documents: Iterable[Document]) -> int:
@@ -332,7 +368,12 @@ class IndexWriter:
         docs = list(batch.values())
         if not docs:
             return 0
-        vectors = encode_corpus(self.encoder, [d.full_text for d in docs], progress=self.progress)
+        lengths = None
+        if self._live_statistics():
+            vectors, lengths = self.encoder.add_documents([d.full_text for d in docs])
+            self._encoder_dirty = True
+        else:
+            vectors = encode_corpus(self.encoder, [d.full_text for d in docs], progress=self.progress)
         if self.commit_point["vocab_id"] is None:
             self._encoder_dirty = True
         elif vectors.vocab_id != self.commit_point["vocab_id"]:
@@ -340,7 +381,7 @@ class IndexWriter:
                               f"'{self.commit_point['vocab_id']}'")
         for doc in docs:
             self._mark_deleted(doc.id)
-        name = self._write_segment(vectors, docs)
+        name = self._write_segment(vectors, docs, lengths)
         for number, doc in enumerate(docs):
             self._live[doc.id] = (name, number)
         return len(docs)
@@ -361,12 +402,15 @@ class IndexWriter:
             params["progress"] = self.progress
         return cls.build(vectors, **params)
 
-    def _write_segment(self, vectors: SparseVectors, docs: list[Document]) -> str:
+    def _write_segment(self, vectors: SparseVectors, docs: list[Document], lengths: np.ndarray | None = None) -> str:
         name = f"seg_{int(self.commit_point['next_segment']):06d}"
         self.commit_point["next_segment"] = int(self.commit_point["next_segment"]) + 1
         built = self._build(vectors)
         write_index(self.path / SEGMENTS_DIR / name, built, docs, None,
                     extra_manifest={"segment": name, "counts": {"documents": len(docs), "postings": vectors.nnz}})
+        if lengths is not None:
+            _write_atomic(self.path / SEGMENTS_DIR / name / LENGTHS_FILE,
+                          _npy_bytes(np.asarray(lengths, dtype=np.int64)))
         self.segments.append({"name": name, "path": f"{SEGMENTS_DIR}/{name}", "documents": len(docs),
                               "deleted": 0, "deletes": None})
         self._ids[name] = [d.id for d in docs]
@@ -501,7 +545,8 @@ class IndexWriter:
     def _merge_group(self, names: list[str], refresh: bool) -> None:
         group = [p for p, s in enumerate(self.segments) if s["name"] in names]
         members = [self.segments[p] for p in group]
-        vectors, docs = [], []
+        vectors, docs, lengths = [], [], []
+        live = self._live_statistics()
         for segment in members:
             keep = np.flatnonzero(~self._deleted[segment["name"]])
             index, _, store, _ = open_segment(self.path, segment)
@@ -510,16 +555,24 @@ class IndexWriter:
             finally:
                 store.close()
             if not refresh:
-                vectors.append(segment_vectors(index)[keep])
+                # a live vocabulary may have grown since the segment was written: its ids are a prefix
+                vectors.append(segment_vectors(index)[keep].with_vocab_size(self.encoder.vocab_size))
+                if live:
+                    lengths.append(np.asarray(self._statistics_of(segment["name"])[1])[keep])
+        merged_lengths = np.concatenate(lengths) if live and lengths else None
         if refresh:
             encoder = copy.copy(self.encoder)  # fit_encode replaces the statistics, it does not mutate them
-            merged_vectors = encoder.fit_encode([d.full_text for d in docs])
+            if encoder.kind == "bm25":
+                encoder.live = True  # a fixed-statistics BM25 index becomes live (see the module docstring)
+            merged_vectors = encoder.fit_encode([d.full_text for d in docs]) if docs else None
+            merged_lengths = encoder.last_lengths if encoder.live else None
             self.encoder = encoder
             self._encoder_dirty = True
         else:
-            merged_vectors = SparseVectors.concat(vectors)
+            merged_vectors = SparseVectors.concat(vectors) if vectors else None
         first = group[0]
         for segment in members:
+            self._segment_stats.pop(segment["name"], None)
             self._ids.pop(segment["name"])
             self._deleted.pop(segment["name"])
             self._dirty.discard(segment["name"])
@@ -527,7 +580,7 @@ class IndexWriter:
         self.segments = [s for p, s in enumerate(self.segments) if p not in set(group)]
         if not docs:
             return
-        name = self._write_segment(merged_vectors, docs)
+        name = self._write_segment(merged_vectors, docs, merged_lengths)
         self.segments.insert(first, self.segments.pop())  # keep the document order of the index
         for number, doc in enumerate(docs):
             self._live[doc.id] = (name, number)

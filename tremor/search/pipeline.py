@@ -200,8 +200,10 @@ class SparseRocchio(Stage):
         if queries is None:
             queries = self.searcher.encode_queries(list(run.queries))
         feedback = feedback_documents(run.numbers, self.fb_docs)
+        encoder = getattr(self.searcher, "encoder", None)
+        moved = encoder.query_side_weights() if hasattr(encoder, "query_side_weights") else None
         expanded = rocchio(queries, feedback, lambda numbers: sparse_document_vectors(self.searcher, numbers),
-                           self.alpha, self.beta, self.fb_terms, self.normalize)
+                           self.alpha, self.beta, self.fb_terms, self.normalize, moved)
         return SparseRetrieve(self.searcher, self.k).transform(replace(run, sparse_queries=expanded))
 
 

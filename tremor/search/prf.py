@@ -79,13 +79,16 @@ def _row_normalized(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def rocchio(queries: SparseVectors, feedback: np.ndarray, document_vectors, alpha: float = 1.0,
-            beta: float = 0.75, fb_terms: int | None = 100, normalize: bool = True) -> SparseVectors:
+            beta: float = 0.75, fb_terms: int | None = 100, normalize: bool = True,
+            query_side_weights: np.ndarray | None = None) -> SparseVectors:
     """Rocchio (1971) on sparse vectors: q' = α·q + β·mean(feedback documents), keeping the ``fb_terms`` largest
     weights (None: all).
 
     feedback: int64 [n, k] internal numbers, -1 for none. document_vectors: ``numbers -> SparseVectors``.
     normalize: scale q and each document vector to unit length first, so that α and β weigh directions rather than
     the encoders' scales (BM25 queries are term counts, documents are impacts). Rows without feedback keep q.
+    query_side_weights: per-term weights the encoder puts on queries instead of documents (live BM25: the idf); the
+    expansion is computed with them moved to the document side, as over an index that holds them, then moved back.
     """
     feedback = np.asarray(feedback, dtype=np.int64)
     if feedback.ndim != 2 or feedback.shape[0] != len(queries):
@@ -102,6 +105,13 @@ def rocchio(queries: SparseVectors, feedback: np.ndarray, document_vectors, alph
     unique, position = np.unique(feedback[valid], return_inverse=True)
     docs = document_vectors(unique).to_scipy().astype(np.float64)
     query_matrix = queries.to_scipy().astype(np.float64)
+    moved = None
+    if query_side_weights is not None:
+        moved = np.ones(queries.vocab_size)
+        weights = np.asarray(query_side_weights, np.float64)[:queries.vocab_size]
+        moved[:weights.shape[0]] = np.where(weights > 0, weights, 1.0)
+        query_matrix = query_matrix @ sp.diags(1.0 / moved)
+        docs = docs @ sp.diags(moved[:docs.shape[1]])
     if normalize:
         docs = _row_normalized(docs)
         query_matrix = _row_normalized(query_matrix)
@@ -110,6 +120,9 @@ def rocchio(queries: SparseVectors, feedback: np.ndarray, document_vectors, alph
     expanded = alpha * query_matrix + beta * (mean_weights @ docs)
     expanded = sp.diags(with_feedback.astype(np.float64)) @ expanded
     expanded = SparseVectors.from_scipy(expanded, vocab_id=queries.vocab_id).prune(k=fb_terms)
+    if moved is not None:
+        expanded = SparseVectors.from_scipy(expanded.to_scipy() @ sp.diags(moved.astype(np.float32)),
+                                            vocab_id=queries.vocab_id)
     kept = sp.diags((~with_feedback).astype(np.float32)) @ queries.to_scipy()
     return SparseVectors.from_scipy(expanded.to_scipy() + kept, vocab_id=queries.vocab_id)
 

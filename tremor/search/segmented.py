@@ -5,6 +5,9 @@ segment's deletion bitmap is its ``allow`` filter, see ``tremor.index.filtered``
 hits; the per-segment lists are merged into one global top k. Internal document numbers are global: segment i's
 documents follow those of segments 0..i-1, in commit order (for an index built in one go and grown by ``add``, the
 order in which documents arrived).
+
+Segments written before a live vocabulary grew (BM25 in live mode) have a smaller vocabulary whose ids are a prefix of
+the commit's: a query's entries at ids a segment lacks are dropped for that segment (they match nothing there).
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class SegmentedIndex:
         if allow is None and len(self.indexes) > 1:
             if self.index_type == "exact" and not search_params:
                 return self._search_exact_at_once(queries, k)
-            if self.index_type == "seismic":
+            if self.index_type == "seismic" and all(i.vocab_size == self.vocab_size for i in self.indexes):
                 checked = self.indexes[0]._check_search_params(search_params)
                 if checked[2] == 0:  # no κ-NN expansion (it reads one segment's graph)
                     return self._search_seismic_at_once(queries, k, checked)
@@ -92,7 +95,9 @@ class SegmentedIndex:
             if allow is not None:
                 mask = allow[lo:hi] if self.deleted[i] is None else allow[lo:hi] & ~self.deleted[i]
                 segment_filter = check_allow(mask, hi - lo)
-            scores, docs = index.search(queries, k, allow=segment_filter, **search_params)
+            segment_queries = queries if index.vocab_size == queries.vocab_size \
+                else queries.with_vocab_size(index.vocab_size)
+            scores, docs = index.search(segment_queries, k, allow=segment_filter, **search_params)
             all_scores.append(scores)
             all_docs.append(np.where(docs >= 0, docs + lo, -1))
         if len(all_scores) == 2:
@@ -148,7 +153,8 @@ class SegmentedIndex:
         if self._documents is None:
             from tremor.index.segments import segment_vectors
 
-            self._documents = SparseVectors.concat([segment_vectors(index) for index in self.indexes])
+            self._documents = SparseVectors.concat([segment_vectors(index).with_vocab_size(self.vocab_size)
+                                                    for index in self.indexes])
         return self._documents
 
     def params(self) -> dict:
