@@ -295,6 +295,19 @@ def main() -> None:
     print(markdown(report))
 
 
+def interpolated_ms(grid: list[dict], name: str, target: float) -> float | None:
+    """Latency at exactly ``target`` recall on the lower envelope of (recall, ms): the fastest grid point reaching it,
+    or a straight line between a point above and a point below it, whichever is faster (a finer grid's estimate)."""
+    points = [(g[f"recall_{name}"], g[f"ms_{name}"]) for g in grid]
+    best = min((ms for recall, ms in points if recall >= target), default=None)
+    for high_recall, high_ms in points:
+        for low_recall, low_ms in points:
+            if high_recall > target > low_recall:
+                ms = low_ms + (high_ms - low_ms) * (target - low_recall) / (high_recall - low_recall)
+                best = ms if best is None else min(best, ms)
+    return best
+
+
 def markdown(r: dict) -> str:
     b, s, learned = r["bm25"], r["seismic_bm25"], r["learned_tiny_splade"]
     lines = [
@@ -350,6 +363,15 @@ def markdown(r: dict) -> str:
             f"{best['segments']['heap_factor']}) | {best['merged']['ms_merged']:.3f} (cut "
             f"{best['merged']['query_cut']}, hf {best['merged']['heap_factor']}) | "
             f"{s['latency_ratio_segments_over_merged_at_recall']:.2f} |")
+    at_target = {name: interpolated_ms(s["grid"], name, s["recall_target"]) for name in ("segments", "merged")}
+    if all(at_target.values()):
+        lines.append(
+            f"| BM25 | Seismic, interpolated at recall@10 = {s['recall_target']} (between grid points) | "
+            f"{s['recall_target']} | {at_target['segments']:.3f} | {at_target['merged']:.3f} | "
+            f"{at_target['segments'] / at_target['merged']:.2f} |")
+    same = [g["ms_segments"] / g["ms_merged"] for g in s["grid"]]
+    lines += ["", f"At equal settings the 11 segments take {min(same):.2f}–{max(same):.2f}× the merged segment's time "
+              f"(median {np.median(same):.2f}×) over the {len(same)} grid points."]
     lines += ["", "Seismic grid (BM25 vectors; recall@10 against exact search over the same vectors):", "",
               "| query_cut | heap_factor | recall segments | recall merged | ms segments | ms merged |",
               "|---|---|---|---|---|---|"]

@@ -363,30 +363,23 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
                                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
                                    segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
                                    summary_skip: np.ndarray, block_bits: int, list_max: np.ndarray,
-                                   blocked_words: np.ndarray, max_blocks: int, n_chunks: int) -> tuple:
-    """``search_seismic_segments`` on the calling thread (entering a parallel region costs more than one query)."""
+                                   blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                                   visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
+                                   block_order: np.ndarray, block_ids: np.ndarray) -> tuple:
+    """``search_seismic_segments`` on the calling thread, with caller-owned scratch arrays (a single query is short
+    enough for allocating and zeroing them to show): ``q_dense``, ``block_codes`` and ``block_weight`` zeroed,
+    ``visited`` equal to ``blocked_words``; the kernel leaves them so."""
     n_queries = q_indptr.shape[0] - 1
-    n_docs = doc_indptr.shape[0] - 1
-    n_terms = list_block_indptr.shape[1] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
-    for chunk in range(n_chunks):
-        q_dense = np.zeros(n_terms, dtype=np.float32)
-        visited = blocked_words.copy()
-        visited_docs = np.empty(max(n_docs, 1), dtype=np.int32)
-        block_codes = np.zeros(max_blocks, dtype=np.float32)
-        block_weight = np.zeros(max_blocks, dtype=np.float32)
-        block_order = np.empty(max_blocks, dtype=np.int32)
-        block_ids = np.empty(max_blocks, dtype=np.int64)
-        heap_scores = np.empty(k, dtype=np.float32)
-        heap_docs = np.empty(k, dtype=np.int64)
-        for qi in range(chunk, n_queries, n_chunks):
-            lo, hi = q_indptr[qi], q_indptr[qi + 1]
-            _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
-                                  doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                  block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
-                                  summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
-                                  visited, visited_docs, block_codes, block_weight, block_order, block_ids,
-                                  heap_scores,
-                                  heap_docs, out_scores[qi], out_docs[qi])
+    heap_scores = np.empty(k, dtype=np.float32)
+    heap_docs = np.empty(k, dtype=np.int64)
+    for qi in range(n_queries):
+        lo, hi = q_indptr[qi], q_indptr[qi + 1]
+        _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
+                              doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
+                              block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
+                              summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
+                              visited, visited_docs, block_codes, block_weight, block_order, block_ids,
+                              heap_scores, heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs

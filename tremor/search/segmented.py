@@ -12,6 +12,7 @@ the commit's: a query's entries at ids a segment lacks are dropped for that segm
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ class SegmentedIndex:
         self._documents: SparseVectors | None = None
         self._exact_args: tuple | None = None
         self._seismic_args: tuple | None = None
+        self._scratch = threading.local()
 
     @property
     def n_docs(self) -> int:
@@ -144,9 +146,24 @@ class SegmentedIndex:
             self._seismic_args = concat_seismic_segments(self.indexes, self.deleted)
         query_cut, heap_factor, _, sort_first = checked
         n_chunks = max(1, min(len(queries), numba.get_num_threads()))
-        kernel = search_seismic_segments_serial if n_chunks == 1 else search_seismic_segments
-        return kernel(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
+        if n_chunks == 1:
+            return search_seismic_segments_serial(queries.indptr, queries.indices, queries.values, k, query_cut,
+                                                  heap_factor, sort_first, *self._seismic_args[:-1],
+                                                  *self._seismic_scratch())
+        return search_seismic_segments(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
                                        sort_first, *self._seismic_args, n_chunks)
+
+    def _seismic_scratch(self) -> tuple:
+        """This thread's scratch arrays for the serial Seismic kernel (it leaves them as it found them)."""
+        scratch = getattr(self._scratch, "seismic", None)
+        if scratch is None:
+            blocked_words, max_blocks = self._seismic_args[-2], self._seismic_args[-1]
+            n_terms = self._seismic_args[3].shape[1] - 1
+            scratch = (np.zeros(n_terms, np.float32), blocked_words.copy(), np.empty(max(self.n_docs, 1), np.int32),
+                       np.zeros(max_blocks, np.float32), np.zeros(max_blocks, np.float32),
+                       np.empty(max_blocks, np.int32), np.empty(max_blocks, np.int64))
+            self._scratch.seismic = scratch
+        return scratch
 
     def documents(self) -> SparseVectors:
         """Document vectors of all segments by global number (deleted ones included), for PRF."""
