@@ -85,6 +85,21 @@ def init_fresh_head(model, tokenizer, texts: Sequence[str], target_nnz: float = 
     return -shift
 
 
+def _max_logits(states: torch.Tensor, mask: torch.Tensor, decoder: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per text, the maximum vocabulary logit of each term over the text's real positions and where it occurs
+    ([B, V] values, [B, V] positions). One text at a time over its unpadded positions, with one max pass: the
+    [B, L, V] tensor of a whole batch (hundreds of MB) is never materialized, which was most of a step's time."""
+    n_texts, vocab = states.shape[0], decoder.weight.shape[0]
+    best = torch.empty(n_texts, vocab, dtype=torch.float32, device=states.device)
+    position = torch.empty(n_texts, vocab, dtype=torch.long, device=states.device)
+    for row in range(n_texts):
+        real = torch.nonzero(mask[row], as_tuple=True)[0]
+        values, where = decoder(states[row, real]).max(dim=0)
+        best[row] = values.float()
+        position[row] = real[where]
+    return best, position
+
+
 class SparseStudent(torch.nn.Module):
     """SPLADE or inference-free student over a masked-LM backbone."""
 
@@ -156,10 +171,8 @@ class SparseStudent(torch.nn.Module):
         hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         states = transform(hidden.last_hidden_state)  # [B, L, H], with gradient
         with torch.no_grad():
-            logits = decoder(states.detach()).masked_fill(~mask.unsqueeze(-1), float("-inf"))
-            best, position = logits.amax(dim=1), logits.argmax(dim=1)  # [B, V]
+            best, position = _max_logits(states.detach(), mask, decoder)  # [B, V] each
             docs, terms = torch.nonzero(best > 0, as_tuple=True)
-            del logits
         active_states = states[docs, position[docs, terms]]  # [P, H]
         active_logits = (active_states * decoder.weight[terms]).sum(-1) + decoder.bias[terms]
         out = torch.zeros(best.shape, dtype=torch.float32, device=best.device)
