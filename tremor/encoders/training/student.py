@@ -85,7 +85,8 @@ def init_fresh_head(model, tokenizer, texts: Sequence[str], target_nnz: float = 
     return -shift
 
 
-def _max_logits(states: torch.Tensor, mask: torch.Tensor, decoder: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+def _max_logits(states: torch.Tensor, mask: torch.Tensor,
+                decoder: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     """Per text, the maximum vocabulary logit of each term over the text's real positions and where it occurs
     ([B, V] values, [B, V] positions). One text at a time over its unpadded positions, with one max pass: the
     [B, L, V] tensor of a whole batch (hundreds of MB) is never materialized, which was most of a step's time."""
