@@ -201,22 +201,83 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     student = make_student(args.kind, args.max_length, args.backbone)
+    student.saved_document_max_length = args.model_max_length or None  # what model directories record
     if args.freeze_output_bias:
         student.freeze_output_bias()
     config = TrainConfig(steps=args.steps, queries_per_batch=args.batch, learning_rate=args.lr,
                          lr_warmup_steps=max(1, args.steps // 10), loss=args.loss, in_batch_weight=args.in_batch,
                          regularizer=args.regularizer, doc_reg_weight=args.doc_reg, query_reg_weight=args.query_reg,
                          reg_warmup_steps=max(1, args.steps // 3), checkpoint_every=args.checkpoint_every,
-                         seed=args.seed)
+                         snapshot_every=args.snapshot_every, seed=args.seed)
     trainer = Trainer(student, examples, corpus, config, OUT / args.name)
     started = time.perf_counter()
     trainer.train(resume=True)
-    student.document_max_length = args.model_max_length or args.max_length  # what the model directory records
     path = trainer.save_model()
     (OUT / args.name / "train_config.json").write_text(json.dumps({**vars(args), "examples": len(examples),
                                                                    "train_seconds": time.perf_counter() - started},
                                                                   indent=2, default=str))
     print(f"saved {path}")
+
+
+# ----------------------------------------------------------------------------------------------------- validate
+def validate(args: argparse.Namespace) -> None:
+    """nfcorpus *dev* nDCG@10 of each model snapshot of a run (and its final model), for choosing a training length
+    without test queries. Documents go through the student's own pooling (the same function as training, no
+    gradient) at the training length, queries through the IDF table or the model; exact top 1,000, query ids removed.
+    ``--select`` copies the best snapshot to ``<name>/model`` (the directory `evaluate` and `tremor eval` load)."""
+    import shutil
+
+    import ir_measures
+    import scipy.sparse as sp
+    from ir_measures import nDCG
+
+    run_dir = OUT / args.name
+    settings = json.loads((run_dir / "train_config.json").read_text()) if (run_dir / "train_config.json").is_file() \
+        else {}
+    length = args.max_length or settings.get("max_length", 128)
+    root = DATA / "nfcorpus"
+    qrels = tremor.read_qrels(root, "dev")
+    queries = tremor.read_queries(root, ids=set(qrels))
+    documents = list(tremor.read_documents(root))
+    candidates = sorted((run_dir / "snapshots").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    if (run_dir / "model").is_dir() and not (run_dir / "selected.json").is_file():
+        candidates.append(run_dir / "model")
+    if args.untrained:
+        candidates = [None]
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    results = json.loads((run_dir / "dev.json").read_text()) if (run_dir / "dev.json").is_file() else {}
+    for path in candidates:
+        label = "step-0" if path is None else (path.name if path.name != "model" else f"step-{settings['steps']}")
+        if label in results:
+            continue
+        kind = args.untrained or settings["kind"]
+        student = make_student(kind, length, args.backbone)
+        if path is not None:
+            student.model = load_mlm_backbone(path)[0]
+        student.eval()
+        rows = []
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for start in range(0, len(documents), 32):
+                chunk = documents[start:start + 32]
+                rows.append(sp.csr_matrix(student.document_representations([d.full_text for d in chunk]).numpy()))
+            query_matrix = sp.csr_matrix(student.query_representations([q.text for q in queries]).float().numpy())
+        scores = (query_matrix @ sp.vstack(rows).T).toarray()
+        run = {}
+        for q, row in zip(queries, scores, strict=True):
+            top = np.argsort(-row)[:1001]
+            run[q.id] = {documents[i].id: float(row[i]) for i in top if documents[i].id != q.id}
+        ndcg = ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+        nnz = float(np.mean([r.getnnz(axis=1).mean() for r in rows]))
+        results[label] = {"ndcg@10": ndcg, "doc_nnz": nnz, "path": str(path.relative_to(run_dir)) if path else None}
+        print(f"{args.name} {label}: nfcorpus dev nDCG@10 {ndcg:.4f}, {nnz:.0f} active terms per document", flush=True)
+        (run_dir / "dev.json").write_text(json.dumps(results, indent=2))
+    if args.select:
+        best = max((k for k in results if results[k]["path"]), key=lambda k: results[k]["ndcg@10"])
+        if results[best]["path"] != "model":
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+            shutil.copytree(run_dir / results[best]["path"], run_dir / "model")
+        (run_dir / "selected.json").write_text(json.dumps({"selected": best, **results[best]}, indent=2))
+        print(f"{args.name}: selected {best} (nfcorpus dev nDCG@10 {results[best]['ndcg@10']:.4f})")
 
 
 # ----------------------------------------------------------------------------------------------------- evaluate
@@ -366,6 +427,7 @@ def main() -> None:
     t.add_argument("--model-max-length", type=int, default=0,
                    help="document length the saved model directory records (default: --max-length)")
     t.add_argument("--checkpoint-every", type=int, default=25)
+    t.add_argument("--snapshot-every", type=int, default=0, help="keep a model directory every N steps (validate)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--teacher-scale", type=float, default=TEACHER_SCALE,
@@ -375,6 +437,12 @@ def main() -> None:
     t.add_argument("--teachers", default="", help="teacher weights, e.g. dense=1,bm25=1,splade=1 (default: the "
                                                  "targets written by prepare)")
     t.add_argument("--sources", default="", help="train only on these collections, e.g. scifact,nfcorpus")
+    v = commands.add_parser("validate")
+    v.add_argument("--name", required=True)
+    v.add_argument("--max-length", type=int, default=0, help="document length (default: the run's training length)")
+    v.add_argument("--untrained", choices=("splade", "inference_free"), help="score the untrained backbone")
+    v.add_argument("--select", action="store_true", help="copy the best snapshot to <name>/model")
+    v.add_argument("--threads", type=int, default=0)
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
     e.add_argument("--untrained", choices=("splade", "inference_free"), help="evaluate the untrained backbone")
@@ -383,13 +451,14 @@ def main() -> None:
     e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", help="result folders to tabulate (default: all of the backbone's)")
-    for command in (p, t, e, r):
+    for command in (p, t, v, e, r):
         command.add_argument("--backbone", choices=BACKBONES, default="minilm")
     args = parser.parse_args()
     use_backbone(args.backbone)
     if args.command == "evaluate" and not (args.name or args.untrained):
         sys.exit("evaluate needs --name or --untrained")
-    {"prepare": prepare, "train": train, "evaluate": evaluate, "report": report}[args.command](args)
+    {"prepare": prepare, "train": train, "validate": validate, "evaluate": evaluate,
+     "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,7 @@ class SparseStudent(torch.nn.Module):
         self.kind = kind
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
+        self.saved_document_max_length: int | None = None  # what save_model records, when not the training length
         vocab_size = int(model.config.vocab_size)
         special = torch.zeros(vocab_size, dtype=torch.bool)
         special[sorted(set(tokenizer.all_special_ids))] = True
@@ -158,9 +159,14 @@ class SparseStudent(torch.nn.Module):
         batch = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
                                return_tensors="pt").to(self.device)
         head = bert_head(self.model)
-        if head is None or not torch.is_grad_enabled():
+        if head is None:
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             return pool_expansion(logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+        if not torch.is_grad_enabled():  # validation: the same pooling, without the [B, L, V] logits
+            transform, decoder = head
+            hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            best, _ = _max_logits(transform(hidden.last_hidden_state), batch["attention_mask"].bool(), decoder)
+            return torch.log1p(torch.relu(best))
         return self._sparse_grad_expansion(batch, *head)
 
     def _sparse_grad_expansion(self, batch, transform: torch.nn.Module, decoder: torch.nn.Linear) -> torch.Tensor:
@@ -201,12 +207,12 @@ class SparseStudent(torch.nn.Module):
 
     def save_model(self, directory: Path) -> None:
         """A tremor model directory (weights, tokenizer, tremor_encoder.json, idf.json for inference-free)."""
+        document_max_length = self.saved_document_max_length or self.document_max_length
         if self.kind == "splade":
-            config = splade_config(document_max_length=self.document_max_length,
-                                   query_max_length=self.query_max_length)
+            config = splade_config(document_max_length=document_max_length, query_max_length=self.query_max_length)
             idf = None
         else:
-            config = inference_free_config(document_max_length=self.document_max_length,
+            config = inference_free_config(document_max_length=document_max_length,
                                            query_max_length=self.query_max_length)
             idf = self.query_idf.masked_fill(self.special_tokens, 0.0).detach().cpu().numpy()
         save_model_dir(directory, config, model=self.model, tokenizer=self.tokenizer, idf=idf)
