@@ -210,6 +210,9 @@ def train(args: argparse.Namespace) -> None:
                          reg_warmup_steps=max(1, args.steps // 3), checkpoint_every=args.checkpoint_every,
                          snapshot_every=args.snapshot_every, seed=args.seed)
     trainer = Trainer(student, examples, corpus, config, OUT / args.name)
+    (OUT / args.name).mkdir(parents=True, exist_ok=True)
+    (OUT / args.name / "train_config.json").write_text(json.dumps({**vars(args), "examples": len(examples),
+                                                                   "train_seconds": None}, indent=2, default=str))
     started = time.perf_counter()
     trainer.train(resume=True)
     path = trainer.save_model()
@@ -250,7 +253,7 @@ def validate(args: argparse.Namespace) -> None:
         label = "step-0" if path is None else (path.name if path.name != "model" else f"step-{settings['steps']}")
         if label in results:
             continue
-        kind = args.untrained or settings["kind"]
+        kind = args.untrained or args.kind or settings["kind"]
         student = make_student(kind, length, args.backbone)
         if path is not None:
             student.model = load_mlm_backbone(path)[0]
@@ -380,15 +383,25 @@ def learning_curves(names: list[str]) -> None:
 
     from tremor.encoders.training.trainer import smoothed
 
-    fig, (loss_ax, nnz_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    with_dev = [n for n in names if (OUT / n / "dev.json").is_file()]
+    fig, axes = plt.subplots(1, 3 if with_dev else 2, figsize=(16 if with_dev else 11, 4))
+    loss_ax, nnz_ax = axes[0], axes[1]
     for name in names:
         history = [json.loads(line) for line in (OUT / name / "history.jsonl").read_text().splitlines()]
         steps = [h["step"] for h in history]
-        loss_ax.plot(steps, smoothed(history, "rank", 10), label=name)
-        nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name)
-    loss_ax.set(xlabel="step", ylabel="KL to the ensemble teacher (10-step mean)")
+        window = 10 if len(history) < 500 else 50
+        loss_ax.plot(steps, smoothed(history, "rank", window), label=name)
+        nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name, linewidth=0.6)
+    loss_ax.set(xlabel="step", ylabel=f"KL to the ensemble teacher ({window}-step mean)")
     nnz_ax.set(xlabel="step", ylabel="active terms per training document")
     loss_ax.legend()
+    if with_dev:
+        for name in with_dev:
+            dev = json.loads((OUT / name / "dev.json").read_text())
+            points = sorted((int(k.split("-")[1]), v["ndcg@10"]) for k, v in dev.items())
+            axes[2].plot(*zip(*points, strict=True), marker="o", label=name)
+        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10")
+        axes[2].legend()
     fig.tight_layout()
     fig.savefig(OUT / "learning_curves.png", dpi=110)
 
@@ -442,6 +455,7 @@ def main() -> None:
     v.add_argument("--max-length", type=int, default=0, help="document length (default: the run's training length)")
     v.add_argument("--untrained", choices=("splade", "inference_free"), help="score the untrained backbone")
     v.add_argument("--select", action="store_true", help="copy the best snapshot to <name>/model")
+    v.add_argument("--kind", choices=("splade", "inference_free"), help="the run's kind (default: its train_config)")
     v.add_argument("--threads", type=int, default=0)
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
