@@ -386,6 +386,7 @@ def learning_curves(names: list[str]) -> None:
     with_dev = [n for n in names if (OUT / n / "dev.json").is_file()]
     fig, axes = plt.subplots(1, 3 if with_dev else 2, figsize=(16 if with_dev else 11, 4))
     loss_ax, nnz_ax = axes[0], axes[1]
+    window = 10
     for name in names:
         history = [json.loads(line) for line in (OUT / name / "history.jsonl").read_text().splitlines()]
         steps = [h["step"] for h in history]
