@@ -287,11 +287,16 @@ def validate(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     """Evaluate a model on each test collection through ``tremor eval``'s code path (index the corpus with the model,
     BEIR protocol: top 1000, query ids removed), recording quality and sparsity. ``--doc-top-k`` keeps each
-    document's K largest weights (to compare models at matched sparsity); the result is saved under its own name."""
-    from tremor.eval import build_system, evaluate_system, load_dataset
+    document's K largest weights (to compare models at matched sparsity); the result is saved under its own name.
+    ``--indexes DIR`` evaluates prebuilt ``DIR/<dataset>-splade-exact`` indexes (splade-tiny zero-shot, documents
+    encoded once by ``tremor encode``) through the same evaluation function instead of encoding the corpus again."""
+    from tremor.eval import SearcherRetriever, build_system, evaluate_system, load_dataset
     from tremor.eval.metrics import parse_measures
 
-    if args.untrained:
+    if args.indexes:
+        name = args.name or "splade-tiny-zero-shot"
+        model_dir = Path(args.indexes)
+    elif args.untrained:
         name = f"backbone-{args.untrained}"
         model_dir = OUT / name / "model"
         if not model_dir.exists():
@@ -302,13 +307,16 @@ def evaluate(args: argparse.Namespace) -> None:
     options = {"document_max_length": args.max_length, "precision": args.precision}
     if args.doc_top_k:
         options["document_top_k"] = args.doc_top_k
-    encoder = tremor.get_encoder(str(model_dir), **options)
+    encoder = None if args.indexes else tremor.get_encoder(str(model_dir), **options)
     label = name + (f"@top{args.doc_top_k}" if args.doc_top_k else "")
     results = {"system": label, "model": str(model_dir), "doc_top_k": args.doc_top_k, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in DATASETS:
             data = load_dataset(DATA / dataset, "test")
-            system = build_system(data, Path(tmp) / dataset, encoder=encoder, name=label, progress=True)
+            if args.indexes:
+                system = SearcherRetriever.from_index(model_dir / f"{dataset}-splade-exact", name=label)
+            else:
+                system = build_system(data, Path(tmp) / dataset, encoder=encoder, name=label, progress=True)
             result = evaluate_system(system, data, k=1000, measures=parse_measures(["nDCG@10", "R@100"]))
             searcher = system.searcher
             query_vectors = searcher.encode_queries([q.text for q in data.queries])
@@ -384,7 +392,7 @@ def learning_curves(names: list[str]) -> None:
     from tremor.encoders.training.trainer import smoothed
 
     with_dev = [n for n in names if (OUT / n / "dev.json").is_file()]
-    fig, axes = plt.subplots(1, 3 if with_dev else 2, figsize=(16 if with_dev else 11, 4))
+    fig, axes = plt.subplots(1, 4 if with_dev else 2, figsize=(21 if with_dev else 11, 4))
     loss_ax, nnz_ax = axes[0], axes[1]
     window = 10
     for name in names:
@@ -403,6 +411,12 @@ def learning_curves(names: list[str]) -> None:
             axes[2].plot(*zip(*points, strict=True), marker="o", label=name)
         axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10")
         axes[2].legend()
+        for name in with_dev:  # quality against sparsity: regularizers compared at matched document non-zeros
+            dev = json.loads((OUT / name / "dev.json").read_text())
+            points = sorted((v["doc_nnz"], v["ndcg@10"]) for v in dev.values())
+            axes[3].plot(*zip(*points, strict=True), marker="o", label=name)
+        axes[3].set(xlabel="active terms per nfcorpus document (snapshots)", ylabel="nfcorpus dev nDCG@10")
+        axes[3].legend()
     fig.tight_layout()
     fig.savefig(OUT / "learning_curves.png", dpi=110)
 
@@ -464,14 +478,15 @@ def main() -> None:
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--precision", default="auto")
     e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
+    e.add_argument("--indexes", help="evaluate prebuilt <dataset>-splade-exact indexes in this folder instead")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", help="result folders to tabulate (default: all of the backbone's)")
     for command in (p, t, v, e, r):
         command.add_argument("--backbone", choices=BACKBONES, default="minilm")
     args = parser.parse_args()
     use_backbone(args.backbone)
-    if args.command == "evaluate" and not (args.name or args.untrained):
-        sys.exit("evaluate needs --name or --untrained")
+    if args.command == "evaluate" and not (args.name or args.untrained or args.indexes):
+        sys.exit("evaluate needs --name, --untrained or --indexes")
     {"prepare": prepare, "train": train, "validate": validate, "evaluate": evaluate,
      "report": report}[args.command](args)
 
