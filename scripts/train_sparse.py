@@ -5,7 +5,7 @@ evaluate them.
     python scripts/train_sparse.py train --kind inference_free --regularizer idf_flops --steps 300 --name if-idf
     python scripts/train_sparse.py train --kind splade --steps 300 --name splade
     python scripts/train_sparse.py evaluate --name if-idf     # BEIR test nDCG@10 / R@100, sparsity, FLOPS/query
-    python scripts/train_sparse.py evaluate --backbone inference_free   # the untrained backbone, for reference
+    python scripts/train_sparse.py evaluate --untrained inference_free  # the untrained backbone, for reference
     python scripts/train_sparse.py report                     # results/training/summary.md + learning_curves.png
 
 With ``--backbone splade-tiny`` (prepare, train, evaluate, report) the student starts from the trained splade-tiny
