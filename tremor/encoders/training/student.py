@@ -85,6 +85,22 @@ def init_fresh_head(model, tokenizer, texts: Sequence[str], target_nnz: float = 
     return -shift
 
 
+def _max_logits(states: torch.Tensor, mask: torch.Tensor,
+                decoder: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per text, the maximum vocabulary logit of each term over the text's real positions and where it occurs
+    ([B, V] values, [B, V] positions). One text at a time over its unpadded positions, with one max pass: the
+    [B, L, V] tensor of a whole batch (hundreds of MB) is never materialized, which was most of a step's time."""
+    n_texts, vocab = states.shape[0], decoder.weight.shape[0]
+    best = torch.empty(n_texts, vocab, dtype=torch.float32, device=states.device)
+    position = torch.empty(n_texts, vocab, dtype=torch.long, device=states.device)
+    for row in range(n_texts):
+        real = torch.nonzero(mask[row], as_tuple=True)[0]
+        values, where = decoder(states[row, real]).max(dim=0)
+        best[row] = values.float()
+        position[row] = real[where]
+    return best, position
+
+
 class SparseStudent(torch.nn.Module):
     """SPLADE or inference-free student over a masked-LM backbone."""
 
@@ -100,6 +116,7 @@ class SparseStudent(torch.nn.Module):
         self.kind = kind
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
+        self.saved_document_max_length: int | None = None  # what save_model records, when not the training length
         vocab_size = int(model.config.vocab_size)
         special = torch.zeros(vocab_size, dtype=torch.bool)
         special[sorted(set(tokenizer.all_special_ids))] = True
@@ -142,9 +159,14 @@ class SparseStudent(torch.nn.Module):
         batch = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
                                return_tensors="pt").to(self.device)
         head = bert_head(self.model)
-        if head is None or not torch.is_grad_enabled():
+        if head is None:
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             return pool_expansion(logits, batch["attention_mask"].bool(), "max", "log1p_relu")
+        if not torch.is_grad_enabled():  # validation: the same pooling, without the [B, L, V] logits
+            transform, decoder = head
+            hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            best, _ = _max_logits(transform(hidden.last_hidden_state), batch["attention_mask"].bool(), decoder)
+            return torch.log1p(torch.relu(best))
         return self._sparse_grad_expansion(batch, *head)
 
     def _sparse_grad_expansion(self, batch, transform: torch.nn.Module, decoder: torch.nn.Linear) -> torch.Tensor:
@@ -156,10 +178,8 @@ class SparseStudent(torch.nn.Module):
         hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         states = transform(hidden.last_hidden_state)  # [B, L, H], with gradient
         with torch.no_grad():
-            logits = decoder(states.detach()).masked_fill(~mask.unsqueeze(-1), float("-inf"))
-            best, position = logits.amax(dim=1), logits.argmax(dim=1)  # [B, V]
+            best, position = _max_logits(states.detach(), mask, decoder)  # [B, V] each
             docs, terms = torch.nonzero(best > 0, as_tuple=True)
-            del logits
         active_states = states[docs, position[docs, terms]]  # [P, H]
         active_logits = (active_states * decoder.weight[terms]).sum(-1) + decoder.bias[terms]
         out = torch.zeros(best.shape, dtype=torch.float32, device=best.device)
@@ -187,12 +207,12 @@ class SparseStudent(torch.nn.Module):
 
     def save_model(self, directory: Path) -> None:
         """A tremor model directory (weights, tokenizer, tremor_encoder.json, idf.json for inference-free)."""
+        document_max_length = self.saved_document_max_length or self.document_max_length
         if self.kind == "splade":
-            config = splade_config(document_max_length=self.document_max_length,
-                                   query_max_length=self.query_max_length)
+            config = splade_config(document_max_length=document_max_length, query_max_length=self.query_max_length)
             idf = None
         else:
-            config = inference_free_config(document_max_length=self.document_max_length,
+            config = inference_free_config(document_max_length=document_max_length,
                                            query_max_length=self.query_max_length)
             idf = self.query_idf.masked_fill(self.special_tokens, 0.0).detach().cpu().numpy()
         save_model_dir(directory, config, model=self.model, tokenizer=self.tokenizer, idf=idf)

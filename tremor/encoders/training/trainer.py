@@ -69,6 +69,7 @@ class TrainConfig:
     query_reg_weight: float = 1e-3
     reg_warmup_steps: int = 100
     checkpoint_every: int = 50
+    snapshot_every: int = 0  # also save a loadable model directory every N steps (snapshots/step-N), 0: never
     seed: int = 0
     device: str = "auto"
     bf16: bool = True  # autocast to bfloat16 (CPUs with AMX/AVX-512 bf16, recent GPUs)
@@ -228,18 +229,23 @@ class Trainer:
             bar.set_postfix(loss=f"{record['loss']:.3f}", nnz=f"{record['doc_nnz']:.0f}")
             if self.state.step % c.checkpoint_every == 0 or self.state.step == c.steps:
                 self.save_checkpoint()
+            if c.snapshot_every and self.state.step % c.snapshot_every == 0:
+                self.save_model(self.out_dir / "snapshots" / f"step-{self.state.step}")
         bar.close()
         with open(self.out_dir / "history.jsonl", "w", encoding="utf-8") as handle:
             for record in self.state.history:
                 handle.write(json.dumps(record) + "\n")
         return self.state
 
-    def save_model(self) -> Path:
-        """Write the trained model as a loadable model directory, ``out_dir/model`` (atomically)."""
-        target = self.out_dir / "model"
-        tmp = self.out_dir / "model.tmp"
+    def save_model(self, target: Path | None = None) -> Path:
+        """Write the model as a loadable model directory, ``out_dir/model`` unless ``target`` (atomically)."""
+        target = Path(target) if target is not None else self.out_dir / "model"
+        tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        was_training = self.model.training
         self.model.save_model(tmp)
+        self.model.train(was_training)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         return target
