@@ -8,7 +8,9 @@ Build: every posting list is statically pruned to its largest entries (λ, ``n_p
 λ × vocabulary entries, at most ``max_fraction`` × λ per list, or λ per list), split into β × length blocks of
 similar documents (``centroid_fraction``; sampled centroids, assignment by inner product), and each block gets a
 summary: the coordinate-wise maximum of its documents, trimmed to the entries holding α of its L1 mass
-(``summary_energy``) and quantized to 8 bits. A forward index (uint16/int32 components, float16 values) scores
+(``summary_energy``) and quantized to 8 bits, stored in the compact layout of ``tremor.index.seismic_compact`` (3 bytes
+per entry; indexes written in the earlier packed layout, 4 bytes per entry, are converted when they load). A forward
+index (uint16/int32 components, float16 values) scores
 candidate documents exactly.
 
 Search: the ``query_cut`` largest query terms are visited; a block is skipped when the heap already holds k documents
@@ -29,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tremor.errors import IndexFormatError, QueryError, TremorError
+from tremor.index import seismic_compact as compact
 from tremor.index import seismic_kernels as kernels
 from tremor.index.exact import _transpose, check_search_args
 from tremor.index.filtered import DocFilter, check_allow, pad_results
@@ -64,6 +67,10 @@ APPROXIMATE_SETTINGS = ("query_cut", "heap_factor", "n_knn", "preset")
 # κ-NN graph construction searches every document with these settings (as the CIKM 2024 paper does)
 KNN_QUERY_CUT = 10
 KNN_HEAP_FACTOR = 0.7
+
+
+# arrays of the packed summary layout that the compact one replaces
+PACKED_ONLY = ("segment_entry_indptr", "summary_entries", "summary_skip")
 
 
 def _offset_dtype(largest: int) -> type:
@@ -119,7 +126,8 @@ class SeismicIndex:
         self.vocab_size = int(vocab_size)
         self.vocab_id = vocab_id
         self.max_blocks = int(np.diff(self.list_block_indptr).max()) if self.vocab_size else 0
-        self.block_bits = entry_layout(self.vocab_size)[1]
+        self.block_bits = compact.SEGMENT_BITS
+        self.n_bucket = compact.n_buckets(self.vocab_size)
         self._scratch = threading.local()
         self._kernel_args: tuple | None = None
         self._checked_params: dict[tuple, tuple] = {}
@@ -208,8 +216,9 @@ class SeismicIndex:
         steps.update()
 
         steps.set_description("seismic: assembling")
-        arrays = cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values, posting_docs, list_max,
-                               summary_entries[:used].copy(), block_bits)
+        arrays = cls._compacted(cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values,
+                                              posting_docs, list_max, summary_entries[:used], block_bits),
+                                block_bits, vocab_size)
         steps.update()
         params_out = dict(p)
         index = cls(arrays, params_out, vocab_size, docs.vocab_id)
@@ -313,6 +322,16 @@ class SeismicIndex:
             "knn_neighbors": np.zeros((doc_indptr.shape[0] - 1, 0), dtype=np.int32),
             "list_max": list_max,
         }
+
+    @staticmethod
+    def _compacted(arrays: dict[str, np.ndarray], block_bits: int, vocab_size: int) -> dict[str, np.ndarray]:
+        """``arrays`` with packed summaries (``summary_entries``, ``segment_entry_indptr``, ``summary_skip``, the
+        previous format) replaced by the compact layout's."""
+        out = {name: array for name, array in arrays.items() if name not in PACKED_ONLY}
+        out.update(compact.compact_from_packed(arrays["list_block_indptr"], arrays["list_segment_indptr"],
+                                               arrays["segment_entry_indptr"], arrays["summary_entries"],
+                                               block_bits, vocab_size))
+        return out
 
     def _knn_graph(self, docs: SparseVectors, width: int, progress: bool) -> np.ndarray:
         """Each document's ``width`` approximate nearest neighbours by inner product, found with this index."""
@@ -463,7 +482,7 @@ class SeismicIndex:
             self._kernel_args = (
                 self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
                 self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
-                self.segment_entry_indptr, self.summary_entries, self.summary_skip, self.block_bits,
+                self.summary_bucket_indptr, self.summary_keys, self.summary_codes, self.n_bucket,
                 self.knn_neighbors, self.list_max)
         return self._kernel_args
 
@@ -496,25 +515,95 @@ class SeismicIndex:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
                     vocab_id: str | None) -> SeismicIndex:
-        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash)."""
+        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash). Arrays in
+        the earlier packed summary layout are checked as such and converted to the compact layout in memory."""
+        if "summary_keys" not in arrays and "summary_entries" in arrays:
+            cls.check_packed_arrays(arrays, vocab_size)
+            arrays = cls._compacted({name: arrays[name] for name in cls.PACKED_ARRAY_NAMES},
+                                    entry_layout(int(vocab_size))[1], int(vocab_size))
         cls.check_arrays(arrays, vocab_size)
         return cls({name: arrays[name] for name in cls.ARRAY_NAMES}, params, vocab_size, vocab_id)
 
-    ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr", "block_min",
-                   "block_scale", "posting_docs", "list_segment_indptr", "segment_entry_indptr", "summary_entries",
-                   "summary_skip", "knn_neighbors", "list_max")
+    COMMON_ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr",
+                          "block_min", "block_scale", "posting_docs", "list_segment_indptr", "knn_neighbors",
+                          "list_max")
+    ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "summary_bucket_indptr", "summary_keys", "summary_codes")
+    PACKED_ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "segment_entry_indptr", "summary_entries", "summary_skip")
 
     @staticmethod
     def check_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
-        """Check what the kernels index with: every offset array (from 0, non-decreasing, ending at its entry
-        count), document numbers (postings, κ-NN rows) below the document count, components below the vocabulary
-        size, each summary entry's block inside its list, the skip list's length, and finite non-negative values.
-        IndexFormatError naming the array otherwise."""
+        """Check what the kernels index with (see ``check_common_arrays``) and the compact summaries: bucket offsets
+        (from 0, non-decreasing, n_buckets per segment, ending at the entry count), keys and codes one per entry,
+        each entry's block inside its list. IndexFormatError naming the array otherwise."""
         from tremor.index import validation as v
 
         missing = sorted(set(SeismicIndex.ARRAY_NAMES) - set(arrays))
         if missing:
             raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        SeismicIndex.check_common_arrays(arrays, vocab_size)
+        a = arrays
+        n_bucket = compact.n_buckets(int(vocab_size))
+        keys, codes = a["summary_keys"], a["summary_codes"]
+        if not isinstance(keys, np.ndarray) or keys.dtype != np.uint16 or keys.ndim != 1:
+            raise v.corrupt("summary_keys", "expected a uint16 vector")
+        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 1:
+            raise v.corrupt("summary_codes", "expected a uint8 vector")
+        v.check_length("summary_codes", codes, keys.shape[0], "one per summary key")
+        v.check_kind("summary_bucket_indptr", a["summary_bucket_indptr"], "iu")
+        n_slots = a["summary_bucket_indptr"].shape[0] - 1
+        if n_slots < 0 or n_slots % n_bucket:
+            raise v.corrupt("summary_bucket_indptr", f"length {n_slots + 1} is not 1 + {n_bucket} per segment")
+        v.check_offsets("list_segment_indptr", a["list_segment_indptr"], vocab_size, n_slots // n_bucket,
+                        "segments")
+        v.check_offsets("summary_bucket_indptr", a["summary_bucket_indptr"], n_slots, keys.shape[0],
+                        "summary entries")
+        bad, block = compact.first_key_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
+                                                        a["summary_bucket_indptr"], keys, n_bucket)
+        if bad >= 0:
+            raise v.corrupt("summary_keys", f"an entry of segment {bad} names block {block} of its list, which has "
+                                            "fewer blocks")
+
+    @staticmethod
+    def check_packed_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """Check an index in the packed summary layout (the format before the compact one) before its conversion:
+        the common checks, each summary entry's block inside its list, the skip list's length. IndexFormatError
+        naming the array otherwise."""
+        from tremor.index import validation as v
+
+        missing = sorted(set(SeismicIndex.PACKED_ARRAY_NAMES) - set(arrays))
+        if missing:
+            raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        SeismicIndex.check_common_arrays(arrays, vocab_size)
+        a = arrays
+        entries = a["summary_entries"]
+        entry_dtype, block_bits = entry_layout(int(vocab_size))
+        if not isinstance(entries, np.ndarray) or entries.dtype != entry_dtype or entries.ndim != 1:
+            raise v.corrupt("summary_entries", f"expected a {np.dtype(entry_dtype).name} vector")
+        v.check_kind("segment_entry_indptr", a["segment_entry_indptr"], "iu")
+        n_segments = a["segment_entry_indptr"].shape[0] - 1
+        if n_segments < 0:
+            raise v.corrupt("segment_entry_indptr", "is empty")
+        v.check_offsets("list_segment_indptr", a["list_segment_indptr"], vocab_size, n_segments, "segments")
+        v.check_offsets("segment_entry_indptr", a["segment_entry_indptr"], n_segments, entries.shape[0],
+                        "summary entries")
+        v.check_kind("summary_skip", a["summary_skip"], "iu")
+        v.check_length("summary_skip", a["summary_skip"], -(-entries.shape[0] // kernels.SKIP),
+                       f"one per {kernels.SKIP} summary entries")
+        # an entry's block (its segment's rank within the list << block_bits, plus its block field) must be one of
+        # its list's blocks: the conversion places entries by block
+        bad, block = v.first_entry_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
+                                                    a["segment_entry_indptr"], entries, block_bits)
+        if bad >= 0:
+            raise v.corrupt("summary_entries", f"an entry of segment {bad} names block {block} of its list, which "
+                                               "has fewer blocks")
+
+    @staticmethod
+    def check_common_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """The checks both summary layouts share: every offset array (from 0, non-decreasing, ending at its entry
+        count), document numbers (postings, κ-NN rows) below the document count, components below the vocabulary
+        size, and finite non-negative values."""
+        from tremor.index import validation as v
+
         if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size < 1:
             raise IndexFormatError(f"manifest vocab_size {vocab_size!r} is not a positive count")
         vocab_size = int(vocab_size)
@@ -545,27 +634,6 @@ class SeismicIndex:
         for name in ("block_min", "block_scale"):
             v.check_values(name, a[name])
             v.check_length(name, a[name], n_blocks, "one per block")
-        entries = a["summary_entries"]
-        entry_dtype, block_bits = entry_layout(vocab_size)
-        if not isinstance(entries, np.ndarray) or entries.dtype != entry_dtype or entries.ndim != 1:
-            raise v.corrupt("summary_entries", f"expected a {np.dtype(entry_dtype).name} vector")
-        v.check_kind("segment_entry_indptr", a["segment_entry_indptr"], "iu")
-        n_segments = a["segment_entry_indptr"].shape[0] - 1
-        if n_segments < 0:
-            raise v.corrupt("segment_entry_indptr", "is empty")
-        v.check_offsets("list_segment_indptr", a["list_segment_indptr"], vocab_size, n_segments, "segments")
-        v.check_offsets("segment_entry_indptr", a["segment_entry_indptr"], n_segments, entries.shape[0],
-                        "summary entries")
-        v.check_kind("summary_skip", a["summary_skip"], "iu")
-        v.check_length("summary_skip", a["summary_skip"], -(-entries.shape[0] // kernels.SKIP),
-                       f"one per {kernels.SKIP} summary entries")
-        # an entry's block (its segment's rank within the list << block_bits, plus its block field) must be one of
-        # its list's blocks: the kernel accumulates into a scratch slot per block
-        bad, block = v.first_entry_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
-                                                    a["segment_entry_indptr"], entries, block_bits)
-        if bad >= 0:
-            raise v.corrupt("summary_entries", f"an entry of segment {bad} names block {block} of its list, which "
-                                               "has fewer blocks")
         knn = a["knn_neighbors"]
         v.check_kind("knn_neighbors", knn, "iu", ndim=2)
         v.check_length("knn_neighbors", knn, n_docs, "one row per document")

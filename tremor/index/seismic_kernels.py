@@ -30,6 +30,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
 from tremor.index.topk import heap_drain_sorted, heap_push
 
 # ---------------------------------------------------------------------------------------------------- primitives
@@ -657,7 +658,9 @@ def _sift_blocks(order: np.ndarray, bounds: np.ndarray, size: int, i: int) -> No
             return
 
 
-SKIP = 32  # summary entries per skip-list sample
+SKIP = 32  # summary entries per skip-list sample (the packed layout's, checked when such an index loads)
+# a summary segment with fewer than this many entries per query term is read in one pass instead of searched
+LINEAR_SUMMARY = 2
 VECTORS_AHEAD = 4  # prefetch distance, in documents, for document vectors
 OFFSETS_AHEAD = 7  # ... and for their offsets (needed to find the vectors)
 # a summary score is summed in another order than a document's score; this slack keeps float rounding from skipping
@@ -666,35 +669,12 @@ BOUND_SLACK = np.float32(1.0 + 1e-5)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _find_component(entries: np.ndarray, skip: np.ndarray, lo: int, hi: int, comp: int, comp_shift: np.uint64,
-                    cursor: int) -> tuple:
-    """First position in ``entries[lo:hi]`` whose component is >= comp (hi if none), and the advanced skip cursor.
-
-    ``skip[i]`` is the component of ``entries[i * SKIP]``; the cursor walks the skip list forward (queries arrive in
-    increasing component order, so the walk reads it once, front to back) and a binary search finishes inside one
-    SKIP-entry chunk."""
-    last_sample = (hi - 1) // SKIP
-    while cursor <= last_sample and skip[cursor] < comp:
-        cursor += 1
-    a = max(lo, (cursor - 1) * SKIP + 1)
-    b = min(hi, cursor * SKIP)
-    target = np.uint64(comp) << comp_shift
-    while a < b:
-        mid = (a + b) >> 1
-        if entries[mid] < target:
-            a = mid + 1
-        else:
-            b = mid
-    return a, cursor
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
                  sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
                  list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
                  block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                 segment_entry_indptr: np.ndarray, summary_entries: np.ndarray, summary_skip: np.ndarray,
-                 block_bits: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                 bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
+                 n_bucket: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                  visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray, block_order: np.ndarray,
                  heap_scores: np.ndarray, heap_docs: np.ndarray, size: int, n_visited: int) -> tuple:
     """The list visits of ``_search_one`` (query scattered into ``q_dense`` already), into a heap holding ``size``
@@ -702,8 +682,7 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
     live index) can be visited one after the other with one heap, each pruning against the k-th score so far."""
     n_terms = list_block_indptr.shape[0] - 1
     n_q = q_indices.shape[0]
-    comp_shift = np.uint64(block_bits + 8)
-    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
+    linear_below = LINEAR_SUMMARY * n_q
     bound_order = np.argsort(-q_values * list_max[np.minimum(q_indices, n_terms - 1)], kind="mergesort")
     order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
     n_cut = 0
@@ -719,23 +698,11 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
         if n_blocks == 0:
             continue
         # summary scores of this list's blocks: the query against each block's quantized summary
-        for segment in range(list_segment_indptr[term], list_segment_indptr[term + 1]):
-            lo = segment_entry_indptr[segment]
-            hi = segment_entry_indptr[segment + 1]
-            base = np.uint64((segment - list_segment_indptr[term]) << block_bits)
-            cursor = (lo + SKIP - 1) // SKIP
-            for p in range(n_q):
-                if lo >= hi:
-                    break
-                comp = np.uint64(q_indices[p])
-                lo, cursor = _find_component(summary_entries, summary_skip, lo, hi, q_indices[p], comp_shift, cursor)
-                weight = q_values[p]
-                while lo < hi and (np.uint64(summary_entries[lo]) >> comp_shift) == comp:
-                    entry = np.uint64(summary_entries[lo])
-                    blk = base + ((entry >> np.uint64(8)) & block_mask)
-                    block_codes[blk] += weight * np.float32(entry & np.uint64(255))
-                    block_weight[blk] += weight
-                    lo += 1
+        first_segment = list_segment_indptr[term]
+        for segment in range(first_segment, list_segment_indptr[term + 1]):
+            add_summary_segment(segment, (segment - first_segment) << SEGMENT_BITS, n_bucket, bucket_indptr,
+                                summary_keys, summary_codes, q_indices, q_values, q_dense, n_terms, linear_below,
+                                block_codes, block_weight)
         for j in range(n_blocks):
             b = first_block + j
             block_codes[j] = block_scale[b] * block_codes[j] + block_min[b] * block_weight[j]
@@ -774,8 +741,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                 n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
                 doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
-                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, list_max: np.ndarray,
+                list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
+                summary_codes: np.ndarray, n_bucket: int, knn: np.ndarray, list_max: np.ndarray,
                 q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
                 block_weight: np.ndarray,
                 block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
@@ -799,8 +766,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
             q_dense[q_indices[p]] = q_values[p]
     size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, doc_indptr,
                                    doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                   block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
-                                   summary_entries, summary_skip, block_bits, list_max, q_dense, visited,
+                                   block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                                   summary_keys, summary_codes, n_bucket, list_max, q_dense, visited,
                                    visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs, 0, 0)
     if n_knn > 0 and knn.shape[1] > 0 and size > 0:
         results = heap_docs[:size].copy()
@@ -830,8 +797,8 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
                   heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
                   doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                  summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
+                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
+                  summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
                   knn: np.ndarray, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                   visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                   block_order: np.ndarray, blocked_words: np.ndarray | None = None) -> tuple:
@@ -847,7 +814,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         e = q_indptr[qi + 1]
         _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                    posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip, block_bits,
+                    posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket,
                     knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
                     heap_scores, heap_docs, out_scores[qi], out_docs[qi], blocked_words)
     return out_scores, out_docs
@@ -858,8 +825,8 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
                     heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
                     doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                    summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
+                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
+                    summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
                     knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int,
                     blocked_words: np.ndarray | None = None) -> tuple:
     """Search a batch of queries in parallel over threads, each thread with its own scratch arrays (and, with a
@@ -885,8 +852,8 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
             e = q_indptr[qi + 1]
             _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                        posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip,
-                        block_bits, knn, list_max, q_dense, visited, visited_docs, block_codes,
+                        posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes,
+                        n_bucket, knn, list_max, q_dense, visited, visited_docs, block_codes,
                         block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi],
                         blocked_words)
     return out_scores, out_docs
