@@ -13,6 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tremor.errors import TremorError
 from tremor.index.exact import HEAP_MAX_K
 from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
 from tremor.index.seismic_kernels import BOUND_SLACK, LINEAR_SUMMARY, _score_block, _sift_blocks
@@ -152,6 +153,11 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     doc_indptr = np.concatenate([[0]] + [np.asarray(index.doc_indptr[1:], np.int64) + nnz_base[s]
                                          for s, index in enumerate(indexes)]).astype(np.int64)
     first = indexes[0]
+    if len({np.asarray(index.doc_values).dtype for index in indexes}) > 1:
+        raise TremorError("the Seismic segments of this index store their forward values in different formats "
+                          "(float16 and uint8); rebuild it with one 'forward' setting")
+    forward = (np.concatenate([np.asarray(index.doc_values_bits) for index in indexes]),
+               np.concatenate([np.asarray(index.doc_scale, np.float32) for index in indexes]))
     n_docs = int(doc_base[-1])
     live = np.concatenate([np.ones(index.n_docs, bool) if d is None else ~d
                            for index, d in zip(indexes, deleted, strict=True)])
@@ -163,7 +169,7 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     return (
         doc_indptr,
         np.concatenate([np.asarray(index.doc_components) for index in indexes]),
-        np.concatenate([np.asarray(index.doc_values_bits) for index in indexes]),
+        forward,
         np.stack([np.asarray(index.list_block_indptr, np.int64) + block_base[s] for s, index in enumerate(indexes)]),
         np.concatenate([[0]] + [np.asarray(index.block_indptr[1:], np.int64) + posting_base[s]
                                 for s, index in enumerate(indexes)]).astype(np.int64),
@@ -187,7 +193,7 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
 @numba.njit(cache=True, nogil=True)
 def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
                           sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                          doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                          doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                           block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
                           list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
                           summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
@@ -286,7 +292,7 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
                             query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
-                            doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                            doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                             block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                             posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
                             bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
@@ -324,7 +330,7 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
 @numba.njit(cache=True, nogil=True)
 def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
                                    query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
-                                   doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                                   doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                                    block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
                                    bucket_indptr: np.ndarray, summary_keys: np.ndarray,

@@ -111,7 +111,7 @@ class SeismicIndex:
                                               "alpha": "summary_energy", "kappa": "knn", "nknn": "knn"}
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
-                                      "knn": 0, "seed": 42}
+                                      "knn": 0, "seed": 42, "forward": "f16"}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
@@ -139,18 +139,25 @@ class SeismicIndex:
         pruning), ``centroid_fraction`` β, ``summary_energy`` α, ``pruning`` ("global" budget of λ × vocabulary
         entries with at most ``max_fraction`` × λ per list, or "fixed": λ per list), ``min_cluster_size`` (blocks of
         this many documents or fewer are merged into others), ``doc_cut`` (document components used to pick a
-        block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``."""
+        block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``, ``forward`` (the
+        forward index's values: "f16", float16; or "u8", 8-bit codes with a float32 scale per document, one byte
+        instead of two per entry, scores within half a code step of the float16 ones)."""
         if not isinstance(docs, SparseVectors):
             raise TremorError("SeismicIndex.build expects SparseVectors")
         p = cls._check_build_params(params)
-        if docs.nnz and float(docs.values.max()) > FLOAT16_MAX:
+        if p["forward"] == "f16" and docs.nnz and float(docs.values.max()) > FLOAT16_MAX:
             raise TremorError(f"document weights above {FLOAT16_MAX} cannot be stored as float16; scale the vectors")
         vocab_size = docs.vocab_size
         n_threads = numba.get_num_threads()
         steps = tqdm(total=4 + (1 if p["knn"] else 0), desc="seismic: forward index", unit="step",
                      disable=not progress, leave=False)
-        doc_values = docs.values.astype(np.float16)
-        values = doc_values.astype(np.float32)  # build from the values search will see
+        if p["forward"] == "u8":
+            doc_values, doc_scale = kernels.quantize_forward(docs.indptr, docs.values.astype(np.float32))
+            values = kernels.dequantize_forward(docs.indptr, doc_values, doc_scale)  # the values search will see
+        else:
+            doc_values = docs.values.astype(np.float16)
+            doc_scale = np.zeros(0, dtype=np.float32)
+            values = doc_values.astype(np.float32)  # build from the values search will see
         doc_components = docs.indices.astype(_component_dtype(vocab_size))
         post_indptr, post_docs, post_values = _transpose(docs.indptr, docs.indices, values, vocab_size)
         steps.update()
@@ -219,6 +226,7 @@ class SeismicIndex:
         arrays = cls._compacted(cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values,
                                               posting_docs, list_max, summary_entries[:used], block_bits),
                                 block_bits, vocab_size)
+        arrays["doc_scale"] = doc_scale
         steps.update()
         params_out = dict(p)
         index = cls(arrays, params_out, vocab_size, docs.vocab_id)
@@ -247,6 +255,9 @@ class SeismicIndex:
             raise TremorError(f"centroid_fraction (beta) must lie in (0, 1] (got {p['centroid_fraction']!r})")
         if not (isinstance(p["summary_energy"], (int, float)) and 0 < p["summary_energy"] <= 1):
             raise TremorError(f"summary_energy (alpha) must lie in (0, 1] (got {p['summary_energy']!r})")
+        if p["forward"] not in ("f16", "u8"):
+            raise TremorError(f"forward must be 'f16' (float16 values) or 'u8' (8-bit codes with a scale per "
+                              f"document) (got {p['forward']!r})")
         if p["pruning"] not in ("global", "fixed"):
             raise TremorError(f"pruning must be 'global' or 'fixed' (got {p['pruning']!r})")
         if p["max_fraction"] is None or (isinstance(p["max_fraction"], float) and math.isinf(p["max_fraction"])):
@@ -412,7 +423,7 @@ class SeismicIndex:
             short = np.flatnonzero((docs >= 0).sum(axis=1) < min(k, doc_filter.n_allowed)).astype(np.int64)
         if short.size:
             kernels.score_subset(queries.indptr, queries.indices, queries.values, short, doc_filter.allowed,
-                                 self.doc_indptr, self.doc_components, self.doc_values_bits, self.vocab_size, k,
+                                 self.doc_indptr, self.doc_components, self.forward_values, self.vocab_size, k,
                                  scores, docs)
         return scores, docs
 
@@ -424,7 +435,7 @@ class SeismicIndex:
         if subset.shape[0] and len(queries):
             kernels.score_subset(queries.indptr, queries.indices, queries.values,
                                  np.arange(len(queries), dtype=np.int64), subset, self.doc_indptr,
-                                 self.doc_components, self.doc_values_bits, self.vocab_size, k, scores, docs)
+                                 self.doc_components, self.forward_values, self.vocab_size, k, scores, docs)
         return scores, docs
 
     def _all_docs(self) -> np.ndarray:
@@ -480,7 +491,7 @@ class SeismicIndex:
         for per-call Python work to show)."""
         if self._kernel_args is None or self._kernel_args[-2] is not self.knn_neighbors:
             self._kernel_args = (
-                self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
+                self.doc_indptr, self.doc_components, self.forward_values, self.list_block_indptr, self.block_indptr,
                 self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
                 self.summary_bucket_indptr, self.summary_keys, self.summary_codes, self.n_bucket,
                 self.knn_neighbors, self.list_max)
@@ -488,8 +499,22 @@ class SeismicIndex:
 
     @property
     def doc_values_bits(self) -> np.ndarray:
-        """The float16 document values as raw uint16 bits (what the kernels decode)."""
-        return self.doc_values.view(np.uint16)
+        """The stored document values as the kernels decode them: float16 as raw uint16 bits, or 8-bit codes."""
+        return self.doc_values.view(np.uint16) if self.doc_values.dtype == np.float16 else self.doc_values
+
+    @property
+    def forward_values(self) -> tuple:
+        """The kernels' (values, per-document scales) pair for the forward index (no scales for float16)."""
+        return self.doc_values_bits, self.doc_scale
+
+    def documents(self) -> SparseVectors:
+        """The document vectors as the forward index holds them (float32; quantized values decoded)."""
+        values = np.asarray(self.doc_values).astype(np.float32)
+        if self.doc_values.dtype == np.uint8:
+            values = kernels.dequantize_forward(np.asarray(self.doc_indptr, np.int64), self.doc_values,
+                                                self.doc_scale)
+        return SparseVectors(np.asarray(self.doc_indptr, np.int64), np.asarray(self.doc_components).astype(np.int32),
+                             values, self.vocab_size, self.vocab_id)
 
     def _thread_scratch(self) -> tuple:
         """This thread's zeroed scratch arrays for single-query search (kept zeroed by the kernel)."""
@@ -517,6 +542,8 @@ class SeismicIndex:
                     vocab_id: str | None) -> SeismicIndex:
         """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash). Arrays in
         the earlier packed summary layout are checked as such and converted to the compact layout in memory."""
+        if "doc_scale" not in arrays:  # written before the quantized forward index existed: float16 values
+            arrays = {**arrays, "doc_scale": np.zeros(0, dtype=np.float32)}
         if "summary_keys" not in arrays and "summary_entries" in arrays:
             cls.check_packed_arrays(arrays, vocab_size)
             arrays = cls._compacted({name: arrays[name] for name in cls.PACKED_ARRAY_NAMES},
@@ -524,9 +551,9 @@ class SeismicIndex:
         cls.check_arrays(arrays, vocab_size)
         return cls({name: arrays[name] for name in cls.ARRAY_NAMES}, params, vocab_size, vocab_id)
 
-    COMMON_ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr",
-                          "block_min", "block_scale", "posting_docs", "list_segment_indptr", "knn_neighbors",
-                          "list_max")
+    COMMON_ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "doc_scale", "list_block_indptr",
+                          "block_indptr", "block_min", "block_scale", "posting_docs", "list_segment_indptr",
+                          "knn_neighbors", "list_max")
     ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "summary_bucket_indptr", "summary_keys", "summary_codes")
     PACKED_ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "segment_entry_indptr", "summary_entries", "summary_skip")
 
@@ -613,14 +640,19 @@ class SeismicIndex:
         if n_docs < 0:
             raise v.corrupt("doc_indptr", "is empty")
         v.check_kind("doc_components", a["doc_components"], "iu")
-        v.check_kind("doc_values", a["doc_values"], "f")
-        if a["doc_values"].dtype != np.float16:
-            raise v.corrupt("doc_values", f"dtype {a['doc_values'].dtype}, expected float16")
+        v.check_kind("doc_values", a["doc_values"], "fu")
+        if a["doc_values"].dtype not in (np.float16, np.uint8):
+            raise v.corrupt("doc_values", f"dtype {a['doc_values'].dtype}, expected a float16 or uint8 vector")
+        v.check_kind("doc_scale", a["doc_scale"], "f")
+        v.check_length("doc_scale", a["doc_scale"], n_docs if a["doc_values"].dtype == np.uint8 else 0,
+                       "one per document with uint8 values, none with float16 ones")
+        v.check_values("doc_scale", a["doc_scale"])
         v.check_length("doc_values", a["doc_values"], a["doc_components"].shape[0], "one per document entry")
         v.check_offsets("doc_indptr", a["doc_indptr"], n_docs, a["doc_components"].shape[0], "document entries")
         v.check_ids("doc_components", a["doc_components"], vocab_size, "component")
         v.check_sorted_rows("doc_components", a["doc_indptr"], a["doc_components"], "components")
-        v.check_values("doc_values", a["doc_values"])
+        if a["doc_values"].dtype == np.float16:
+            v.check_values("doc_values", a["doc_values"])
         v.check_values("list_max", a["list_max"])
         v.check_length("list_max", a["list_max"], vocab_size, "one per vocabulary entry")
         v.check_kind("block_indptr", a["block_indptr"], "iu")

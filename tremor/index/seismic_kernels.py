@@ -7,7 +7,9 @@ Representations" (SIGIR 2024), and the κ-NN refinement of "Pairing Clustered In
 Array layout (one posting list per vocabulary term t):
 
 - forward index: ``doc_indptr`` (int64), ``doc_components`` (uint16, or int32 for vocabularies over 65,536 terms),
-  ``doc_values`` (float16 bits as uint16; decoded with the CPU's half-precision conversion).
+  and the kernels' ``doc_values`` argument, a pair (values, scales): float16 bits as uint16 (decoded with the CPU's
+  half-precision conversion) and an empty scale array, or, for a quantized forward index, 8-bit codes and a float32
+  scale per document (value = code × scale).
 - blocks: list t owns blocks ``list_block_indptr[t]:list_block_indptr[t+1]``; block b owns
   ``posting_docs[block_indptr[b]:block_indptr[b+1]]`` (int32 document numbers, ascending within a block).
 - summaries: for each list, a small inverted index from component to the list's blocks, cut into segments of
@@ -38,11 +40,15 @@ from tremor.index.topk import heap_drain_sorted, heap_push
 
 @intrinsic
 def half_to_float(typingctx, bits):
-    """float16 bits (a 16-bit integer) to float32, by LLVM's fpext (one vcvtph2ps on CPUs with F16C)."""
-    if not isinstance(bits, types.Integer) or bits.bitwidth != 16:
+    """A stored document value to float32: float16 bits (a 16-bit integer) by LLVM's fpext (one vcvtph2ps on CPUs
+    with F16C), an 8-bit code (the quantized forward index) by an unsigned conversion."""
+    if not isinstance(bits, types.Integer) or bits.bitwidth not in (8, 16):
         return None
+    width = bits.bitwidth
 
     def codegen(context, builder, signature, args):
+        if width == 8:
+            return builder.uitofp(args[0], ir.FloatType())
         return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
     return types.float32(bits), codegen
@@ -79,11 +85,13 @@ def _splitmix64(state: np.uint64) -> tuple:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, forward: tuple,
              q_dense: np.ndarray) -> np.float32:
-    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. Four running
-    sums (combined in a fixed order) keep the additions from waiting on each other; unsigned positions spare Numba's
-    negative-index handling in the loop."""
+    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. ``forward`` is
+    (values, per-document scales): float16 bits and no scales, or 8-bit codes and each document's scale. Four
+    running sums (combined in a fixed order) keep the additions from waiting on each other; unsigned positions spare
+    Numba's negative-index handling in the loop."""
+    doc_values, doc_scale = forward
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
@@ -103,10 +111,42 @@ def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_v
     while p < end:
         s0 += q_dense[doc_components[p]] * half_to_float(doc_values[p])
         p += one
+    if doc_scale.shape[0] > 0:
+        return ((s0 + s1) + (s2 + s3)) * doc_scale[doc]
     return (s0 + s1) + (s2 + s3)
 
 
 # --------------------------------------------------------------------------------------------------------- build
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def quantize_forward(doc_indptr: np.ndarray, values: np.ndarray) -> tuple:
+    """8-bit forward-index values: (codes, per-document scales) with value ≈ code × scale, scale = the document's
+    largest value / 255 and codes rounded to nearest."""
+    n_docs = doc_indptr.shape[0] - 1
+    codes = np.zeros(values.shape[0], dtype=np.uint8)
+    scales = np.zeros(n_docs, dtype=np.float32)
+    for doc in numba.prange(n_docs):
+        top = np.float32(0.0)
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            top = max(top, values[p])
+        if top <= 0:
+            continue
+        scale = np.float32(top / np.float32(255.0))
+        scales[doc] = scale
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            codes[p] = np.uint8(min(255.0, max(0.0, np.floor(values[p] / scale + np.float32(0.5)))))
+    return codes, scales
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def dequantize_forward(doc_indptr: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The float32 values 8-bit forward-index codes stand for (code × the document's scale)."""
+    values = np.empty(codes.shape[0], dtype=np.float32)
+    for doc in numba.prange(doc_indptr.shape[0] - 1):
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            values[p] = np.float32(codes[p]) * scales[doc]
+    return values
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -591,19 +631,19 @@ def gather_batch(n_lists: int, block_slot: np.ndarray, segment_slot: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                      visited: np.ndarray) -> None:
     """Prefetch an unseen document's vector, one cache line (32 two-byte entries) at a time."""
     if visited[doc >> 6] & (np.uint64(1) << np.uint64(doc & 63)):
         return
     for q in range(doc_indptr[doc], doc_indptr[doc + 1], 32):
         prefetch(doc_components, q)
-        prefetch(doc_values, q)
+        prefetch(doc_values[0], q)
 
 
 @numba.njit(cache=True, nogil=True)
 def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_visited: int, doc_indptr: np.ndarray,
-                doc_components: np.ndarray, doc_values: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray, visited: np.ndarray,
                 visited_docs: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray) -> tuple:
     """Score the unseen documents ``docs[start:end]`` exactly and offer them to the heap; returns the new heap size
     and visited count. Memory is requested ahead: a document's offsets OFFSETS_AHEAD places ahead, its vector
@@ -633,7 +673,7 @@ def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_vis
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _score_block(b: int, k: int, size: int, n_visited: int, posting_docs: np.ndarray, block_indptr: np.ndarray,
-                 doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray, q_dense: np.ndarray,
+                 doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray,
                  visited: np.ndarray, visited_docs: np.ndarray, heap_scores: np.ndarray,
                  heap_docs: np.ndarray) -> tuple:
     """Score the unseen documents of block ``b`` (see ``_score_docs``)."""
@@ -670,7 +710,7 @@ BOUND_SLACK = np.float32(1.0 + 1e-5)
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                  list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
                  block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
                  bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
@@ -739,7 +779,7 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
 @numba.njit(cache=True, nogil=True)
 def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
                 n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
                 list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
                 summary_codes: np.ndarray, n_bucket: int, knn: np.ndarray, list_max: np.ndarray,
@@ -795,7 +835,7 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
 @numba.njit(cache=True, nogil=True)
 def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
                   heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
-                  doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                  doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                   posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
                   summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
@@ -823,7 +863,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
                     heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
-                    doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                    doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                     posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
                     summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
@@ -861,7 +901,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def score_subset(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, rows: np.ndarray,
-                 subset: np.ndarray, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 subset: np.ndarray, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                  n_terms: int, k: int, out_scores: np.ndarray, out_docs: np.ndarray) -> None:
     """Exact top k over just the documents ``subset`` (ascending) from the forward index, for the queries ``rows``,
     written into those rows of out_*: the filtered search's fallback when few documents are allowed."""
