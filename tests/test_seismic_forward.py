@@ -66,3 +66,16 @@ def test_u8_forward_saves_loads_and_is_checked(tmp_path, tiny_corpus):
     assert hits == [h.id for h in reference.search(QUERY, k=3, heap_factor=1.0, query_cut=100)]
     with pytest.raises(TremorError, match="forward must be"):
         SeismicIndex.build(random_docs(10, 50, 3, seed=0), forward="u4", progress=False)
+
+
+def test_summary_rounding_nearest(data):
+    docs, queries = data
+    up = SeismicIndex.build(docs, n_postings=None, progress=False)
+    nearest = SeismicIndex.build(docs, n_postings=None, summary_rounding="nearest", progress=False)
+    assert np.array_equal(up.list_block_indptr, nearest.list_block_indptr)  # same blocks, other codes
+    assert int(nearest.summary_codes.astype(np.int64).sum()) <= int(up.summary_codes.astype(np.int64).sum())
+    _, exact = ExactIndex.build(nearest.documents()).search(queries, 10)
+    _, found = nearest.search(queries, 10, query_cut=1000, heap_factor=0.5)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)]) >= 0.9
+    with pytest.raises(TremorError, match="summary_rounding must be"):
+        SeismicIndex.build(docs, summary_rounding="down", progress=False)

@@ -111,7 +111,8 @@ class SeismicIndex:
                                               "alpha": "summary_energy", "kappa": "knn", "nknn": "knn"}
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
-                                      "knn": 0, "seed": 42, "forward": "f16"}
+                                      "knn": 0, "seed": 42, "forward": "f16",
+                                      "summary_rounding": "up"}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
@@ -141,7 +142,9 @@ class SeismicIndex:
         this many documents or fewer are merged into others), ``doc_cut`` (document components used to pick a
         block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``, ``forward`` (the
         forward index's values: "f16", float16; or "u8", 8-bit codes with a float32 scale per document, one byte
-        instead of two per entry, scores within half a code step of the float16 ones)."""
+        instead of two per entry, scores within half a code step of the float16 ones), ``summary_rounding`` ("up":
+        a summary's 8-bit codes never fall below the block's maxima, so heap_factor 1 with untrimmed summaries is
+        exact; "nearest": rounded to the nearest code, tighter on average and so pruning more)."""
         if not isinstance(docs, SparseVectors):
             raise TremorError("SeismicIndex.build expects SparseVectors")
         p = cls._check_build_params(params)
@@ -212,7 +215,7 @@ class SeismicIndex:
                                     float(p["summary_energy"]), int(p["seed"]), docs.indptr, docs.indices, values,
                                     top_comp, top_val, top_count, vocab_size, block_slot, segment_slot, summary_slot,
                                     posting_docs, block_sizes, block_min, block_scale, n_blocks, block_bits,
-                                    sum_entries, segment_sizes, n_entries)
+                                    sum_entries, segment_sizes, n_entries, p["summary_rounding"] == "up")
                 summary_entries = _grow(summary_entries, used + int(n_entries.sum()))
                 parts.append((n_blocks, *kernels.gather_batch(
                     n_lists, block_slot, segment_slot, summary_slot, n_blocks, n_entries, block_bits, block_sizes,
@@ -258,6 +261,8 @@ class SeismicIndex:
         if p["forward"] not in ("f16", "u8"):
             raise TremorError(f"forward must be 'f16' (float16 values) or 'u8' (8-bit codes with a scale per "
                               f"document) (got {p['forward']!r})")
+        if p["summary_rounding"] not in ("up", "nearest"):
+            raise TremorError(f"summary_rounding must be 'up' or 'nearest' (got {p['summary_rounding']!r})")
         if p["pruning"] not in ("global", "fixed"):
             raise TremorError(f"pruning must be 'global' or 'fixed' (got {p['pruning']!r})")
         if p["max_fraction"] is None or (isinstance(p["max_fraction"], float) and math.isinf(p["max_fraction"])):

@@ -403,7 +403,8 @@ def _energy_cut(values: np.ndarray, goal: float) -> tuple:
 def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: int, summary_energy: float,
                     doc_indptr: np.ndarray, doc_components: np.ndarray, values: np.ndarray, max_value: np.ndarray,
                     comp_count: np.ndarray, comp_touched: np.ndarray, out_min: np.ndarray, out_scale: np.ndarray,
-                    block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray) -> int:
+                    block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray,
+                    round_up: bool = True) -> int:
     """Summaries of one list's blocks: coordinate-wise max over a block's documents, trimmed to the largest entries
     that hold ``summary_energy`` of its L1 mass, quantized to 8 bits (rounded up). The list's own term
     ``list_term``, which every document of the block has, always stays (the trim could drop it when weights are
@@ -470,10 +471,12 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
             for e in range(first_entry, n_entries):
                 v = max_value[tmp_comp[e]]
                 code = 0
-                if scale > 0:
+                if scale > 0 and round_up:
                     code = min(255, int(np.ceil((v - low) / scale)))
                     while code < 255 and low + np.float32(code) * scale < v:
                         code += 1
+                elif scale > 0:
+                    code = min(255, int(np.floor((v - low) / scale + np.float32(0.5))))
                 tmp_code[e] = code
         else:
             out_min[b] = 0.0
@@ -547,7 +550,8 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
                 top_val: np.ndarray, top_count: np.ndarray, vocab_size: int, block_slot: np.ndarray,
                 segment_slot: np.ndarray, summary_slot: np.ndarray, posting_docs: np.ndarray, block_sizes: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, n_blocks_out: np.ndarray, block_bits: int,
-                sum_entries: np.ndarray, segment_sizes: np.ndarray, n_sum_entries: np.ndarray) -> None:
+                sum_entries: np.ndarray, segment_sizes: np.ndarray, n_sum_entries: np.ndarray,
+                round_up: bool = True) -> None:
     """Block and summarize the pruned lists of terms ``first_term + i`` (a batch), in parallel over lists.
 
     Threads take the batch positions of ``schedule`` (costliest first) in turn. List i is rewritten in block order
@@ -587,7 +591,8 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
             n_sum_entries[i] = _summarize_list(
                 out_docs, block_sizes[b0:b0 + n_blocks], n_blocks, summary_energy, doc_indptr, doc_components,
                 values, max_value, comp_count, comp_touched, block_min[b0:b0 + n_blocks],
-                block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:])
+                block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:],
+                round_up)
 
 
 @numba.njit(cache=True, nogil=True)
