@@ -147,15 +147,22 @@ def time_call(fn) -> tuple[float, object]:
 
 
 def time_engines(tremor: SeismicIndex, peer: PySeismicPeer, singles: list, queries: SparseVectors, prepared: tuple,
-                 params: dict, rounds: int) -> tuple:
+                 params: dict, rounds: int, variants: tuple = ()) -> tuple:
     """Per-query single-thread latencies and batch seconds of both engines, best of ``rounds`` alternating rounds,
-    with the last batch results of each."""
+    with the last batch results of each; the tremor ``variants`` (other builds) take their turn in every round too:
+    their (latencies, batch seconds, results) come last."""
     n_q = len(singles)
     query_cut, heap_factor, n_knn = params["query_cut"], params["heap_factor"], params["n_knn"]
     t_lat = np.full(n_q, np.inf)
     p_lat = np.full(n_q, np.inf)
     t_batch = p_batch = np.inf
+    v_out = [[np.full(n_q, np.inf), np.inf, None] for _ in variants]
     for _ in range(rounds):
+        for index, out in zip(variants, v_out, strict=True):
+            out[0] = np.minimum(out[0], time_single(lambda i, index=index: index.search(singles[i], 10, **params),
+                                                    n_q))
+            seconds, (_, out[2]) = time_call(lambda index=index: index.search(queries, 10, **params))
+            out[1] = min(out[1], seconds)
         t_lat = np.minimum(t_lat, time_single(lambda i: tremor.search(singles[i], 10, **params), n_q))
         p_lat = np.minimum(p_lat, time_single(
             lambda i: peer.search_one(prepared, i, 10, query_cut, heap_factor, n_knn), n_q))
@@ -163,7 +170,7 @@ def time_engines(tremor: SeismicIndex, peer: PySeismicPeer, singles: list, queri
         t_batch = min(t_batch, seconds)
         seconds, p_raw = time_call(lambda: peer.search_batch(prepared, 10, query_cut, heap_factor, n_knn))
         p_batch = min(p_batch, seconds)
-    return t_lat, p_lat, t_batch, p_batch, t_found, p_raw
+    return t_lat, p_lat, t_batch, p_batch, t_found, p_raw, v_out
 
 
 def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
@@ -183,6 +190,14 @@ def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
     SeismicIndex.build(docs[: min(len(docs), 2000)], progress=False, **build)  # compile (or load) the kernels
     tremor_seconds, tremor = time_call(lambda: SeismicIndex.build(docs, progress=not args.quiet, **build))
     print(f"tremor build: {tremor_seconds:.1f}s, {tremor.nbytes() / 1e6:.1f} MB", flush=True)
+    variants = {}
+    for text in args.variant:
+        extra = dict(item.split("=", 1) for item in text.split(","))
+        extra = {key: (int(value) if value.isdigit() else value) for key, value in extra.items()}
+        seconds, index = time_call(lambda extra=extra: SeismicIndex.build(docs, progress=not args.quiet,
+                                                                          **{**build, **extra}))
+        variants[text] = {"index": index, "build_s": seconds, "index_bytes": index.nbytes(), "build_params": extra}
+        print(f"tremor [{text}] build: {seconds:.1f}s, {index.nbytes() / 1e6:.1f} MB", flush=True)
     peer = PySeismicPeer.build(docs, **build)
     peer_bytes = peer.nbytes()
     print(f"pyseismic-lsr build: {peer.build_seconds['total']:.1f}s, {peer_bytes / 1e6:.1f} MB", flush=True)
@@ -197,8 +212,11 @@ def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
     for query_cut, heap_factor, n_knn in grid:
         params = {"query_cut": query_cut, "heap_factor": heap_factor, "n_knn": n_knn}
         tremor.search(singles[0], 10, **params)  # compile the serial path for these types
-        t_lat, p_lat, t_batch, p_batch, t_found, p_raw = time_engines(
-            tremor, peer, singles, queries, prepared, params, args.rounds)
+        for v in variants.values():
+            v["index"].search(singles[0], 10, **params)
+        t_lat, p_lat, t_batch, p_batch, t_found, p_raw, v_out = time_engines(
+            tremor, peer, singles, queries, prepared, params, args.rounds,
+            tuple(v["index"] for v in variants.values()))
         p_found = peer.to_arrays(p_raw, 10)[1]
         row = {"query_cut": query_cut, "heap_factor": heap_factor, "n_knn": n_knn}
         for engine, found, lat, batch in (("tremor", t_found, t_lat, t_batch), ("peer", p_found, p_lat, p_batch)):
@@ -206,6 +224,15 @@ def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
                            "recall@10_plain": plain_recall(found, exact_docs),
                            "mean_us": float(lat.mean() * 1e6), "p99_us": float(np.percentile(lat, 99) * 1e6),
                            "batch_qps": float(n_q / batch)}
+        row["variants"] = {}
+        for text, (lat, batch, found) in zip(variants, v_out, strict=True):
+            row["variants"][text] = {"recall@10": recall_at_k(found, docs, queries, exact_scores),
+                                     "recall@10_plain": plain_recall(found, exact_docs),
+                                     "mean_us": float(lat.mean() * 1e6),
+                                     "p99_us": float(np.percentile(lat, 99) * 1e6), "batch_qps": float(n_q / batch)}
+            v = row["variants"][text]
+            print(f"   [{text}] R@10 {v['recall@10']:.4f} mean {v['mean_us']:8.1f}us p99 {v['p99_us']:8.1f}us "
+                  f"{v['batch_qps']:9.0f} q/s", flush=True)
         rows.append(row)
         t, p = row["tremor"], row["peer"]
         print(f"qc={query_cut:<3} hf={heap_factor:<4} knn={n_knn:<2} | tremor R@10 {t['recall@10']:.4f} "
@@ -219,10 +246,12 @@ def bench_dataset(spec: str, args: argparse.Namespace) -> dict:
               "tremor": {"build_s": tremor_seconds, "index_bytes": tremor.nbytes()},
               "peer": {"build_s": peer.build_seconds["total"], "build_load_s": peer.build_seconds["load"],
                        "index_bytes": peer_bytes},
-              "grid": rows}
+              "grid": rows,
+              "variants": {text: {key: value for key, value in v.items() if key != "index"}
+                           for text, v in variants.items()}}
     result["summary"] = summarize(result, args.target_recall)
     print_summary(result)
-    del tremor, peer
+    del tremor, peer, variants
     return result
 
 
@@ -230,10 +259,14 @@ TARGETS = (0.8, 0.85, 0.9, 0.95, 0.99)
 
 
 def best_at(grid: list[dict], engine: str, target: float) -> tuple[float | None, float | None]:
-    """(best mean latency, best batch QPS) of ``engine`` over the grid rows reaching recall@10 >= target."""
-    ok = [r for r in grid if r["n_knn"] == 0 and r[engine]["recall@10"] >= target]
-    return (min((r[engine]["mean_us"] for r in ok), default=None),
-            max((r[engine]["batch_qps"] for r in ok), default=None))
+    """(best mean latency, best batch QPS) of ``engine`` (or "variant:<spec>") over the grid rows reaching recall@10
+    >= target."""
+    def of(row: dict) -> dict:
+        return row["variants"][engine[8:]] if engine.startswith("variant:") else row[engine]
+
+    ok = [r for r in grid if r["n_knn"] == 0 and of(r)["recall@10"] >= target]
+    return (min((of(r)["mean_us"] for r in ok), default=None),
+            max((of(r)["batch_qps"] for r in ok), default=None))
 
 
 def summarize(result: dict, target: float) -> dict:
@@ -253,6 +286,15 @@ def summarize(result: dict, target: float) -> dict:
     out["qps_ratio"] = at["qps_ratio"]
     out["build_ratio"] = result["tremor"]["build_s"] / result["peer"]["build_s"]
     out["size_ratio"] = result["tremor"]["index_bytes"] / result["peer"]["index_bytes"]
+    out["variants"] = {}
+    for text, v in result.get("variants", {}).items():
+        us, qps = best_at(result["grid"], "variant:" + text, target)
+        p_us, p_qps = best_at(result["grid"], "peer", target)
+        out["variants"][text] = {"best_mean_us": us, "best_batch_qps": qps,
+                                 "latency_ratio": us / p_us if us and p_us else None,
+                                 "qps_ratio": qps / p_qps if qps and p_qps else None,
+                                 "build_ratio": v["build_s"] / result["peer"]["build_s"],
+                                 "size_ratio": v["index_bytes"] / result["peer"]["index_bytes"]}
     return out
 
 
@@ -264,12 +306,16 @@ def print_summary(result: dict) -> None:
 
     print(f"--- {result['dataset']}: at recall@10 >= {s['target_recall']}: mean latency tremor "
           f"{fmt(s['tremor']['best_mean_us'], '.1f')}us vs pyseismic {fmt(s['peer']['best_mean_us'], '.1f')}us "
-          f"(ratio {fmt(s['latency_ratio'], '.2f')}, target <= 1.0); batch QPS tremor "
+          f"(ratio {fmt(s['latency_ratio'], '.2f')}, target <= 0.67); batch QPS tremor "
           f"{fmt(s['tremor']['best_batch_qps'], '.0f')} vs {fmt(s['peer']['best_batch_qps'], '.0f')} (ratio "
-          f"{fmt(s['qps_ratio'], '.2f')}, target >= 1.0); build {result['tremor']['build_s']:.1f}s vs "
-          f"{result['peer']['build_s']:.1f}s (ratio {s['build_ratio']:.2f}, target <= 1.5); index "
+          f"{fmt(s['qps_ratio'], '.2f')}, target >= 1.5); build {result['tremor']['build_s']:.1f}s vs "
+          f"{result['peer']['build_s']:.1f}s (ratio {s['build_ratio']:.2f}, target <= 0.5); index "
           f"{result['tremor']['index_bytes'] / 1e6:.1f} MB vs {result['peer']['index_bytes'] / 1e6:.1f} MB (ratio "
-          f"{s['size_ratio']:.2f}, target <= 1.2)", flush=True)
+          f"{s['size_ratio']:.2f}, target <= 0.8)", flush=True)
+    for text, v in s.get("variants", {}).items():
+        print(f"--- tremor [{text}]: latency ratio {fmt(v['latency_ratio'], '.2f')}, QPS ratio "
+              f"{fmt(v['qps_ratio'], '.2f')}, build ratio {v['build_ratio']:.2f}, size ratio {v['size_ratio']:.2f}",
+              flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------ reports
@@ -312,6 +358,25 @@ def write_markdown(results: list[dict], meta: dict, path: Path) -> None:
                          f"{p['mean_us']:.1f} | {p['p99_us']:.1f} | {p['batch_qps']:.0f} | "
                          f"{t['mean_us'] / p['mean_us']:.2f} | {t['batch_qps'] / p['batch_qps']:.2f} |")
         lines.append("")
+        for text, v in r.get("variants", {}).items():
+            sv = s["variants"][text]
+            lines += [f"### tremor built with {text} (same run, same grid)", "",
+                      "| | tremor [" + text + "] | pyseismic-lsr | ratio |", "|---|---|---|---|",
+                      f"| build (s) | {v['build_s']:.1f} | {r['peer']['build_s']:.1f} | {sv['build_ratio']:.2f} |",
+                      f"| index (MB) | {v['index_bytes'] / 1e6:.1f} | {r['peer']['index_bytes'] / 1e6:.1f} | "
+                      f"{sv['size_ratio']:.2f} |",
+                      f"| best mean latency at R@10 ≥ {s['target_recall']} (µs) | {_f(sv['best_mean_us'])} | "
+                      f"{_f(s['peer']['best_mean_us'])} | {_f(sv['latency_ratio'], '.2f')} |",
+                      f"| best batch QPS at R@10 ≥ {s['target_recall']} | {_f(sv['best_batch_qps'], '.0f')} | "
+                      f"{_f(s['peer']['best_batch_qps'], '.0f')} | {_f(sv['qps_ratio'], '.2f')} |", "",
+                      "| query_cut | heap_factor | R@10 | mean µs | p99 µs | QPS | R@10 (default build) | "
+                      "mean µs (default build) |", "|---|---|---|---|---|---|---|---|"]
+            for row in r["grid"]:
+                x, t = row["variants"][text], row["tremor"]
+                lines.append(f"| {row['query_cut']} | {row['heap_factor']} | {x['recall@10']:.4f} | "
+                             f"{x['mean_us']:.1f} | {x['p99_us']:.1f} | {x['batch_qps']:.0f} | {t['recall@10']:.4f} | "
+                             f"{t['mean_us']:.1f} |")
+            lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -364,6 +429,9 @@ def main() -> None:
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--out", type=Path, default=Path("results/bench_index"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="also build tremor with these build parameters changed (e.g. forward=u8), timed in "
+                             "the same rounds (repeatable)")
     args = parser.parse_args()
 
     import importlib.metadata

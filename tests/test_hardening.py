@@ -60,7 +60,8 @@ def rewrite_array(index: Path, name: str, change) -> None:
     ("seismic", "posting_docs", lambda a: a.__setitem__(0, 10**8)),
     ("seismic", "block_indptr", lambda a: a.__setitem__(1, 10**6)),
     ("seismic", "doc_components", lambda a: a.__setitem__(0, 65000)),
-    ("seismic", "summary_entries", lambda a: a.__setitem__(0, a[0] | np.asarray(0xFF00, a.dtype))),
+    ("seismic", "summary_keys", lambda a: a.__setitem__(0, a[0] | np.asarray(0x00FF, a.dtype))),
+    ("seismic", "summary_bucket_indptr", lambda a: a.__setitem__(1, 10**6)),
 ])
 def test_damaged_arrays_are_a_clear_error_not_a_crash(request, kind, name, change):
     index = request.getfixturevalue("exact_index" if kind == "exact" else "seismic_index")

@@ -360,13 +360,13 @@ def test_huge_k_on_a_live_index_is_clamped_to_the_live_documents(tmp_path):
     assert numbers.shape == (1, 2)  # two live documents: no allocation for 10^20, and the deleted one absent
 
 
-@pytest.mark.parametrize("sort_first", [True, False])
-def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first):
+@pytest.mark.parametrize(("sort_first", "forward"), [(True, "f16"), (False, "f16"), (True, "u8")])
+def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first, forward):
     # one large segment (long summaries: searched per query term) and many small ones (short summaries: one pass);
     # with untrimmed lists and summaries, every query term and heap_factor 1, the term-major visit over all segments
     # must return the exact top k over the same document vectors
     path = tmp_path / "live"
-    with IndexWriter(path, index="seismic,lambda=inf,alpha=1.0") as writer:
+    with IndexWriter(path, index=f"seismic,lambda=inf,alpha=1.0,forward={forward}") as writer:
         writer.add(random_vectors_docs(300, 10))
         writer.commit()
         for seed in range(11, 19):
@@ -377,6 +377,7 @@ def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, s
     searcher = Searcher.load(path, query_cut=1000, heap_factor=1.0, sort_first=sort_first)
     index = searcher.index
     assert index.n_segments == 9
+    assert {str(part.doc_values.dtype) for part in index.indexes} == {"uint8" if forward == "u8" else "float16"}
     rng = random.Random(5)
     texts = QUERIES + [" ".join(rng.sample(WORDS, rng.randint(1, 6))) for _ in range(40)]
     queries = searcher.encode_queries(texts)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tremor.errors import TremorError
 from tremor.index.exact import HEAP_MAX_K
-from tremor.index.seismic_kernels import BOUND_SLACK, SKIP, _find_component, _score_block, _sift_blocks
+from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
+from tremor.index.seismic_kernels import BOUND_SLACK, LINEAR_SUMMARY, _score_block, _sift_blocks
 from tremor.index.topk import heap_drain_sorted, select_accumulated
-
-# a summary of at most this many entries per query term is scored in one pass over its entries rather than by a
-# search per query term (a segment's summaries are short: one pass costs less than n_q skip-list searches)
-LINEAR_SUMMARY = 8
 
 
 def concat_exact_segments(indexes, deleted) -> tuple:
@@ -143,9 +141,9 @@ def search_exact_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_
 def concat_seismic_segments(indexes, deleted) -> tuple:
     """The arguments of ``search_seismic_segments`` for Seismic segments (same vocabulary, so same entry layout) and
     their deleted flags: forward indexes, blocks and summaries concatenated with every position and document number
-    made global; per-term tables (list offsets, list maxima) one row per segment; the summary skip list sampled again
-    over the concatenated entries; the deleted documents as a global bitset; the scratch size for one term's blocks
-    in all segments together."""
+    made global (compact summary buckets keep their offsets relative to the concatenated entries); per-term tables
+    (list offsets, list maxima) one row per segment; the deleted documents as a global bitset; the scratch size for
+    one term's blocks in all segments together."""
 
     def bases(sizes) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -154,13 +152,16 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     nnz_base = bases([index.doc_components.shape[0] for index in indexes])
     block_base = bases([index.block_min.shape[0] for index in indexes])
     posting_base = bases([index.posting_docs.shape[0] for index in indexes])
-    summary_segment_base = bases([index.segment_entry_indptr.shape[0] - 1 for index in indexes])
-    entry_base = bases([index.summary_entries.shape[0] for index in indexes])
+    summary_segment_base = bases([(index.summary_bucket_indptr.shape[0] - 1) // index.n_bucket for index in indexes])
+    entry_base = bases([index.summary_keys.shape[0] for index in indexes])
     doc_indptr = np.concatenate([[0]] + [np.asarray(index.doc_indptr[1:], np.int64) + nnz_base[s]
                                          for s, index in enumerate(indexes)]).astype(np.int64)
-    summary_entries = np.concatenate([np.asarray(index.summary_entries) for index in indexes])
     first = indexes[0]
-    shift = np.asarray(first.block_bits + 8, summary_entries.dtype)
+    if len({np.asarray(index.doc_values).dtype for index in indexes}) > 1:
+        raise TremorError("the Seismic segments of this index store their forward values in different formats "
+                          "(float16 and uint8); rebuild it with one 'forward' setting")
+    forward = (np.concatenate([np.asarray(index.doc_values_bits) for index in indexes]),
+               np.concatenate([np.asarray(index.doc_scale, np.float32) for index in indexes]))
     n_docs = int(doc_base[-1])
     live = np.concatenate([np.ones(index.n_docs, bool) if d is None else ~d
                            for index, d in zip(indexes, deleted, strict=True)])
@@ -172,7 +173,7 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     return (
         doc_indptr,
         np.concatenate([np.asarray(index.doc_components) for index in indexes]),
-        np.concatenate([np.asarray(index.doc_values_bits) for index in indexes]),
+        forward,
         np.stack([np.asarray(index.list_block_indptr, np.int64) + block_base[s] for s, index in enumerate(indexes)]),
         np.concatenate([[0]] + [np.asarray(index.block_indptr[1:], np.int64) + posting_base[s]
                                 for s, index in enumerate(indexes)]).astype(np.int64),
@@ -182,11 +183,11 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
                         for s, index in enumerate(indexes)]).astype(np.int32),
         np.stack([np.asarray(index.list_segment_indptr, np.int64) + summary_segment_base[s]
                   for s, index in enumerate(indexes)]),
-        np.concatenate([[0]] + [np.asarray(index.segment_entry_indptr[1:], np.int64) + entry_base[s]
+        np.concatenate([[0]] + [np.asarray(index.summary_bucket_indptr[1:], np.int64) + entry_base[s]
                                 for s, index in enumerate(indexes)]).astype(np.int64),
-        summary_entries,
-        (summary_entries[::SKIP] >> shift).astype(np.asarray(first.summary_skip).dtype),
-        int(first.block_bits),
+        np.concatenate([np.asarray(index.summary_keys) for index in indexes]),
+        np.concatenate([np.asarray(index.summary_codes) for index in indexes]),
+        int(first.n_bucket),
         np.stack([np.asarray(index.list_max, np.float32) for index in indexes]),
         words,
         int(max(int(block_counts.sum(axis=0).max()) if block_counts.size else 0, 1)),
@@ -196,10 +197,10 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
 @numba.njit(cache=True, nogil=True)
 def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
                           sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                          doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                          doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                           block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                          list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                          summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
+                          list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
+                          summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
                           list_max: np.ndarray, blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                           visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                           block_order: np.ndarray, block_ids: np.ndarray, heap_scores: np.ndarray,
@@ -217,8 +218,7 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = q_values[p]
-    comp_shift = np.uint64(block_bits + 8)
-    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
+    linear_below = LINEAR_SUMMARY * n_q
     bound = np.zeros(n_q, dtype=np.float32)
     for p in range(n_q):
         term = q_indices[p]
@@ -246,35 +246,11 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
             segment_blocks = list_block_indptr[s, term + 1] - first_block
             for j in range(segment_blocks):
                 block_ids[n_blocks + j] = first_block + j
-            for segment in range(list_segment_indptr[s, term], list_segment_indptr[s, term + 1]):
-                lo = segment_entry_indptr[segment]
-                hi = segment_entry_indptr[segment + 1]
-                base = np.uint64(n_blocks + ((segment - list_segment_indptr[s, term]) << block_bits))
-                if hi - lo <= LINEAR_SUMMARY * n_q:
-                    # a short summary: one pass over its entries, the query's weights read from q_dense (entries
-                    # are in component order, the same order of addition as the search below)
-                    for e in range(lo, hi):
-                        entry = np.uint64(summary_entries[e])
-                        weight = q_dense[entry >> comp_shift]
-                        if weight != 0:
-                            blk = base + ((entry >> np.uint64(8)) & block_mask)
-                            block_codes[blk] += weight * np.float32(entry & np.uint64(255))
-                            block_weight[blk] += weight
-                    continue
-                cursor = (lo + SKIP - 1) // SKIP
-                for p in range(n_q):
-                    if lo >= hi:
-                        break
-                    comp = np.uint64(q_indices[p])
-                    lo, cursor = _find_component(summary_entries, summary_skip, lo, hi, q_indices[p], comp_shift,
-                                                 cursor)
-                    weight = q_values[p]
-                    while lo < hi and (np.uint64(summary_entries[lo]) >> comp_shift) == comp:
-                        entry = np.uint64(summary_entries[lo])
-                        blk = base + ((entry >> np.uint64(8)) & block_mask)
-                        block_codes[blk] += weight * np.float32(entry & np.uint64(255))
-                        block_weight[blk] += weight
-                        lo += 1
+            first_segment = list_segment_indptr[s, term]
+            for segment in range(first_segment, list_segment_indptr[s, term + 1]):
+                add_summary_segment(segment, n_blocks + ((segment - first_segment) << SEGMENT_BITS), n_bucket,
+                                    bucket_indptr, summary_keys, summary_codes, q_indices, q_values, q_dense, n_terms,
+                                    linear_below, block_codes, block_weight)
             n_blocks += segment_blocks
         if n_blocks == 0:
             continue
@@ -320,11 +296,11 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
                             query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
-                            doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                            doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                             block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                             posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                            segment_entry_indptr: np.ndarray, summary_entries: np.ndarray, summary_skip: np.ndarray,
-                            block_bits: int, list_max: np.ndarray, blocked_words: np.ndarray, max_blocks: int,
+                            bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
+                            n_bucket: int, list_max: np.ndarray, blocked_words: np.ndarray, max_blocks: int,
                             n_chunks: int) -> tuple:
     """Seismic search of a batch of queries over all segments (arguments from ``concat_seismic_segments``), in
     parallel over ``n_chunks`` interleaved slices (1: one thread), each with its own scratch arrays."""
@@ -347,8 +323,8 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
             lo, hi = q_indptr[qi], q_indptr[qi + 1]
             _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
                                   doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                  block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
-                                  summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
+                                  block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                                  summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,
                                   visited, visited_docs, block_codes, block_weight, block_order, block_ids,
                                   heap_scores,
                                   heap_docs, out_scores[qi], out_docs[qi])
@@ -358,11 +334,11 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
 @numba.njit(cache=True, nogil=True)
 def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
                                    query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
-                                   doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                                   doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                                    block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                                   segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
-                                   summary_skip: np.ndarray, block_bits: int, list_max: np.ndarray,
+                                   bucket_indptr: np.ndarray, summary_keys: np.ndarray,
+                                   summary_codes: np.ndarray, n_bucket: int, list_max: np.ndarray,
                                    blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                                    visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                                    block_order: np.ndarray, block_ids: np.ndarray) -> tuple:
@@ -378,8 +354,8 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
         lo, hi = q_indptr[qi], q_indptr[qi + 1]
         _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
                               doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                              block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
-                              summary_entries, summary_skip, block_bits, list_max, blocked_words, q_dense,
+                              block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                              summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,
                               visited, visited_docs, block_codes, block_weight, block_order, block_ids,
                               heap_scores, heap_docs, out_scores[qi], out_docs[qi])
     return out_scores, out_docs

@@ -8,7 +8,9 @@ Build: every posting list is statically pruned to its largest entries (λ, ``n_p
 λ × vocabulary entries, at most ``max_fraction`` × λ per list, or λ per list), split into β × length blocks of
 similar documents (``centroid_fraction``; sampled centroids, assignment by inner product), and each block gets a
 summary: the coordinate-wise maximum of its documents, trimmed to the entries holding α of its L1 mass
-(``summary_energy``) and quantized to 8 bits. A forward index (uint16/int32 components, float16 values) scores
+(``summary_energy``) and quantized to 8 bits, stored in the compact layout of ``tremor.index.seismic_compact`` (3 bytes
+per entry; indexes written in the earlier packed layout, 4 bytes per entry, are converted when they load). A forward
+index (uint16/int32 components, float16 values) scores
 candidate documents exactly.
 
 Search: the ``query_cut`` largest query terms are visited; a block is skipped when the heap already holds k documents
@@ -29,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tremor.errors import IndexFormatError, QueryError, TremorError
+from tremor.index import seismic_compact as compact
 from tremor.index import seismic_kernels as kernels
 from tremor.index.exact import _transpose, check_search_args
 from tremor.index.filtered import DocFilter, check_allow, pad_results
@@ -64,6 +67,10 @@ APPROXIMATE_SETTINGS = ("query_cut", "heap_factor", "n_knn", "preset")
 # κ-NN graph construction searches every document with these settings (as the CIKM 2024 paper does)
 KNN_QUERY_CUT = 10
 KNN_HEAP_FACTOR = 0.7
+
+
+# arrays of the packed summary layout that the compact one replaces
+PACKED_ONLY = ("segment_entry_indptr", "summary_entries", "summary_skip")
 
 
 def _offset_dtype(largest: int) -> type:
@@ -104,7 +111,8 @@ class SeismicIndex:
                                               "alpha": "summary_energy", "kappa": "knn", "nknn": "knn"}
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
-                                      "knn": 0, "seed": 42}
+                                      "knn": 0, "seed": 42, "forward": "f16",
+                                      "summary_rounding": "up"}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
@@ -119,7 +127,8 @@ class SeismicIndex:
         self.vocab_size = int(vocab_size)
         self.vocab_id = vocab_id
         self.max_blocks = int(np.diff(self.list_block_indptr).max()) if self.vocab_size else 0
-        self.block_bits = entry_layout(self.vocab_size)[1]
+        self.block_bits = compact.SEGMENT_BITS
+        self.n_bucket = compact.n_buckets(self.vocab_size)
         self._scratch = threading.local()
         self._kernel_args: tuple | None = None
         self._checked_params: dict[tuple, tuple] = {}
@@ -131,18 +140,27 @@ class SeismicIndex:
         pruning), ``centroid_fraction`` β, ``summary_energy`` α, ``pruning`` ("global" budget of λ × vocabulary
         entries with at most ``max_fraction`` × λ per list, or "fixed": λ per list), ``min_cluster_size`` (blocks of
         this many documents or fewer are merged into others), ``doc_cut`` (document components used to pick a
-        block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``."""
+        block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``, ``forward`` (the
+        forward index's values: "f16", float16; or "u8", 8-bit codes with a float32 scale per document, one byte
+        instead of two per entry, scores within half a code step of the float16 ones), ``summary_rounding`` ("up":
+        a summary's 8-bit codes never fall below the block's maxima, so heap_factor 1 with untrimmed summaries is
+        exact; "nearest": rounded to the nearest code, tighter on average and so pruning more)."""
         if not isinstance(docs, SparseVectors):
             raise TremorError("SeismicIndex.build expects SparseVectors")
         p = cls._check_build_params(params)
-        if docs.nnz and float(docs.values.max()) > FLOAT16_MAX:
+        if p["forward"] == "f16" and docs.nnz and float(docs.values.max()) > FLOAT16_MAX:
             raise TremorError(f"document weights above {FLOAT16_MAX} cannot be stored as float16; scale the vectors")
         vocab_size = docs.vocab_size
         n_threads = numba.get_num_threads()
         steps = tqdm(total=4 + (1 if p["knn"] else 0), desc="seismic: forward index", unit="step",
                      disable=not progress, leave=False)
-        doc_values = docs.values.astype(np.float16)
-        values = doc_values.astype(np.float32)  # build from the values search will see
+        if p["forward"] == "u8":
+            doc_values, doc_scale = kernels.quantize_forward(docs.indptr, docs.values.astype(np.float32))
+            values = kernels.dequantize_forward(docs.indptr, doc_values, doc_scale)  # the values search will see
+        else:
+            doc_values = docs.values.astype(np.float16)
+            doc_scale = np.zeros(0, dtype=np.float32)
+            values = doc_values.astype(np.float32)  # build from the values search will see
         doc_components = docs.indices.astype(_component_dtype(vocab_size))
         post_indptr, post_docs, post_values = _transpose(docs.indptr, docs.indices, values, vocab_size)
         steps.update()
@@ -197,7 +215,7 @@ class SeismicIndex:
                                     float(p["summary_energy"]), int(p["seed"]), docs.indptr, docs.indices, values,
                                     top_comp, top_val, top_count, vocab_size, block_slot, segment_slot, summary_slot,
                                     posting_docs, block_sizes, block_min, block_scale, n_blocks, block_bits,
-                                    sum_entries, segment_sizes, n_entries)
+                                    sum_entries, segment_sizes, n_entries, p["summary_rounding"] == "up")
                 summary_entries = _grow(summary_entries, used + int(n_entries.sum()))
                 parts.append((n_blocks, *kernels.gather_batch(
                     n_lists, block_slot, segment_slot, summary_slot, n_blocks, n_entries, block_bits, block_sizes,
@@ -208,8 +226,10 @@ class SeismicIndex:
         steps.update()
 
         steps.set_description("seismic: assembling")
-        arrays = cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values, posting_docs, list_max,
-                               summary_entries[:used].copy(), block_bits)
+        arrays = cls._compacted(cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values,
+                                              posting_docs, list_max, summary_entries[:used], block_bits),
+                                block_bits, vocab_size)
+        arrays["doc_scale"] = doc_scale
         steps.update()
         params_out = dict(p)
         index = cls(arrays, params_out, vocab_size, docs.vocab_id)
@@ -238,6 +258,11 @@ class SeismicIndex:
             raise TremorError(f"centroid_fraction (beta) must lie in (0, 1] (got {p['centroid_fraction']!r})")
         if not (isinstance(p["summary_energy"], (int, float)) and 0 < p["summary_energy"] <= 1):
             raise TremorError(f"summary_energy (alpha) must lie in (0, 1] (got {p['summary_energy']!r})")
+        if p["forward"] not in ("f16", "u8"):
+            raise TremorError(f"forward must be 'f16' (float16 values) or 'u8' (8-bit codes with a scale per "
+                              f"document) (got {p['forward']!r})")
+        if p["summary_rounding"] not in ("up", "nearest"):
+            raise TremorError(f"summary_rounding must be 'up' or 'nearest' (got {p['summary_rounding']!r})")
         if p["pruning"] not in ("global", "fixed"):
             raise TremorError(f"pruning must be 'global' or 'fixed' (got {p['pruning']!r})")
         if p["max_fraction"] is None or (isinstance(p["max_fraction"], float) and math.isinf(p["max_fraction"])):
@@ -313,6 +338,16 @@ class SeismicIndex:
             "knn_neighbors": np.zeros((doc_indptr.shape[0] - 1, 0), dtype=np.int32),
             "list_max": list_max,
         }
+
+    @staticmethod
+    def _compacted(arrays: dict[str, np.ndarray], block_bits: int, vocab_size: int) -> dict[str, np.ndarray]:
+        """``arrays`` with packed summaries (``summary_entries``, ``segment_entry_indptr``, ``summary_skip``, the
+        previous format) replaced by the compact layout's."""
+        out = {name: array for name, array in arrays.items() if name not in PACKED_ONLY}
+        out.update(compact.compact_from_packed(arrays["list_block_indptr"], arrays["list_segment_indptr"],
+                                               arrays["segment_entry_indptr"], arrays["summary_entries"],
+                                               block_bits, vocab_size))
+        return out
 
     def _knn_graph(self, docs: SparseVectors, width: int, progress: bool) -> np.ndarray:
         """Each document's ``width`` approximate nearest neighbours by inner product, found with this index."""
@@ -393,7 +428,7 @@ class SeismicIndex:
             short = np.flatnonzero((docs >= 0).sum(axis=1) < min(k, doc_filter.n_allowed)).astype(np.int64)
         if short.size:
             kernels.score_subset(queries.indptr, queries.indices, queries.values, short, doc_filter.allowed,
-                                 self.doc_indptr, self.doc_components, self.doc_values_bits, self.vocab_size, k,
+                                 self.doc_indptr, self.doc_components, self.forward_values, self.vocab_size, k,
                                  scores, docs)
         return scores, docs
 
@@ -405,7 +440,7 @@ class SeismicIndex:
         if subset.shape[0] and len(queries):
             kernels.score_subset(queries.indptr, queries.indices, queries.values,
                                  np.arange(len(queries), dtype=np.int64), subset, self.doc_indptr,
-                                 self.doc_components, self.doc_values_bits, self.vocab_size, k, scores, docs)
+                                 self.doc_components, self.forward_values, self.vocab_size, k, scores, docs)
         return scores, docs
 
     def _all_docs(self) -> np.ndarray:
@@ -461,16 +496,30 @@ class SeismicIndex:
         for per-call Python work to show)."""
         if self._kernel_args is None or self._kernel_args[-2] is not self.knn_neighbors:
             self._kernel_args = (
-                self.doc_indptr, self.doc_components, self.doc_values_bits, self.list_block_indptr, self.block_indptr,
+                self.doc_indptr, self.doc_components, self.forward_values, self.list_block_indptr, self.block_indptr,
                 self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
-                self.segment_entry_indptr, self.summary_entries, self.summary_skip, self.block_bits,
+                self.summary_bucket_indptr, self.summary_keys, self.summary_codes, self.n_bucket,
                 self.knn_neighbors, self.list_max)
         return self._kernel_args
 
     @property
     def doc_values_bits(self) -> np.ndarray:
-        """The float16 document values as raw uint16 bits (what the kernels decode)."""
-        return self.doc_values.view(np.uint16)
+        """The stored document values as the kernels decode them: float16 as raw uint16 bits, or 8-bit codes."""
+        return self.doc_values.view(np.uint16) if self.doc_values.dtype == np.float16 else self.doc_values
+
+    @property
+    def forward_values(self) -> tuple:
+        """The kernels' (values, per-document scales) pair for the forward index (no scales for float16)."""
+        return self.doc_values_bits, self.doc_scale
+
+    def documents(self) -> SparseVectors:
+        """The document vectors as the forward index holds them (float32; quantized values decoded)."""
+        values = np.asarray(self.doc_values).astype(np.float32)
+        if self.doc_values.dtype == np.uint8:
+            values = kernels.dequantize_forward(np.asarray(self.doc_indptr, np.int64), self.doc_values,
+                                                self.doc_scale)
+        return SparseVectors(np.asarray(self.doc_indptr, np.int64), np.asarray(self.doc_components).astype(np.int32),
+                             values, self.vocab_size, self.vocab_id)
 
     def _thread_scratch(self) -> tuple:
         """This thread's zeroed scratch arrays for single-query search (kept zeroed by the kernel)."""
@@ -496,57 +545,70 @@ class SeismicIndex:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
                     vocab_id: str | None) -> SeismicIndex:
-        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash)."""
+        """The index over stored arrays, after ``check_arrays`` (a damaged array is an error, not a crash). Arrays in
+        the earlier packed summary layout are checked as such and converted to the compact layout in memory."""
+        if "doc_scale" not in arrays:  # written before the quantized forward index existed: float16 values
+            arrays = {**arrays, "doc_scale": np.zeros(0, dtype=np.float32)}
+        if "summary_keys" not in arrays and "summary_entries" in arrays:
+            cls.check_packed_arrays(arrays, vocab_size)
+            arrays = cls._compacted({name: arrays[name] for name in cls.PACKED_ARRAY_NAMES},
+                                    entry_layout(int(vocab_size))[1], int(vocab_size))
         cls.check_arrays(arrays, vocab_size)
         return cls({name: arrays[name] for name in cls.ARRAY_NAMES}, params, vocab_size, vocab_id)
 
-    ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "list_block_indptr", "block_indptr", "block_min",
-                   "block_scale", "posting_docs", "list_segment_indptr", "segment_entry_indptr", "summary_entries",
-                   "summary_skip", "knn_neighbors", "list_max")
+    COMMON_ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "doc_scale", "list_block_indptr",
+                          "block_indptr", "block_min", "block_scale", "posting_docs", "list_segment_indptr",
+                          "knn_neighbors", "list_max")
+    ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "summary_bucket_indptr", "summary_keys", "summary_codes")
+    PACKED_ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "segment_entry_indptr", "summary_entries", "summary_skip")
 
     @staticmethod
     def check_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
-        """Check what the kernels index with: every offset array (from 0, non-decreasing, ending at its entry
-        count), document numbers (postings, κ-NN rows) below the document count, components below the vocabulary
-        size, each summary entry's block inside its list, the skip list's length, and finite non-negative values.
-        IndexFormatError naming the array otherwise."""
+        """Check what the kernels index with (see ``check_common_arrays``) and the compact summaries: bucket offsets
+        (from 0, non-decreasing, n_buckets per segment, ending at the entry count), keys and codes one per entry,
+        each entry's block inside its list. IndexFormatError naming the array otherwise."""
         from tremor.index import validation as v
 
         missing = sorted(set(SeismicIndex.ARRAY_NAMES) - set(arrays))
         if missing:
             raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
-        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size < 1:
-            raise IndexFormatError(f"manifest vocab_size {vocab_size!r} is not a positive count")
-        vocab_size = int(vocab_size)
+        SeismicIndex.check_common_arrays(arrays, vocab_size)
         a = arrays
-        v.check_kind("doc_indptr", a["doc_indptr"], "iu")
-        n_docs = a["doc_indptr"].shape[0] - 1
-        if n_docs < 0:
-            raise v.corrupt("doc_indptr", "is empty")
-        v.check_kind("doc_components", a["doc_components"], "iu")
-        v.check_kind("doc_values", a["doc_values"], "f")
-        if a["doc_values"].dtype != np.float16:
-            raise v.corrupt("doc_values", f"dtype {a['doc_values'].dtype}, expected float16")
-        v.check_length("doc_values", a["doc_values"], a["doc_components"].shape[0], "one per document entry")
-        v.check_offsets("doc_indptr", a["doc_indptr"], n_docs, a["doc_components"].shape[0], "document entries")
-        v.check_ids("doc_components", a["doc_components"], vocab_size, "component")
-        v.check_sorted_rows("doc_components", a["doc_indptr"], a["doc_components"], "components")
-        v.check_values("doc_values", a["doc_values"])
-        v.check_values("list_max", a["list_max"])
-        v.check_length("list_max", a["list_max"], vocab_size, "one per vocabulary entry")
-        v.check_kind("block_indptr", a["block_indptr"], "iu")
-        n_blocks = a["block_indptr"].shape[0] - 1
-        if n_blocks < 0:
-            raise v.corrupt("block_indptr", "is empty")
-        v.check_offsets("list_block_indptr", a["list_block_indptr"], vocab_size, n_blocks, "blocks")
-        v.check_kind("posting_docs", a["posting_docs"], "iu")
-        v.check_offsets("block_indptr", a["block_indptr"], n_blocks, a["posting_docs"].shape[0], "postings")
-        v.check_ids("posting_docs", a["posting_docs"], n_docs, "document number")
-        for name in ("block_min", "block_scale"):
-            v.check_values(name, a[name])
-            v.check_length(name, a[name], n_blocks, "one per block")
+        n_bucket = compact.n_buckets(int(vocab_size))
+        keys, codes = a["summary_keys"], a["summary_codes"]
+        if not isinstance(keys, np.ndarray) or keys.dtype != np.uint16 or keys.ndim != 1:
+            raise v.corrupt("summary_keys", "expected a uint16 vector")
+        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 1:
+            raise v.corrupt("summary_codes", "expected a uint8 vector")
+        v.check_length("summary_codes", codes, keys.shape[0], "one per summary key")
+        v.check_kind("summary_bucket_indptr", a["summary_bucket_indptr"], "iu")
+        n_slots = a["summary_bucket_indptr"].shape[0] - 1
+        if n_slots < 0 or n_slots % n_bucket:
+            raise v.corrupt("summary_bucket_indptr", f"length {n_slots + 1} is not 1 + {n_bucket} per segment")
+        v.check_offsets("list_segment_indptr", a["list_segment_indptr"], vocab_size, n_slots // n_bucket,
+                        "segments")
+        v.check_offsets("summary_bucket_indptr", a["summary_bucket_indptr"], n_slots, keys.shape[0],
+                        "summary entries")
+        bad, block = compact.first_key_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
+                                                        a["summary_bucket_indptr"], keys, n_bucket)
+        if bad >= 0:
+            raise v.corrupt("summary_keys", f"an entry of segment {bad} names block {block} of its list, which has "
+                                            "fewer blocks")
+
+    @staticmethod
+    def check_packed_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """Check an index in the packed summary layout (the format before the compact one) before its conversion:
+        the common checks, each summary entry's block inside its list, the skip list's length. IndexFormatError
+        naming the array otherwise."""
+        from tremor.index import validation as v
+
+        missing = sorted(set(SeismicIndex.PACKED_ARRAY_NAMES) - set(arrays))
+        if missing:
+            raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        SeismicIndex.check_common_arrays(arrays, vocab_size)
+        a = arrays
         entries = a["summary_entries"]
-        entry_dtype, block_bits = entry_layout(vocab_size)
+        entry_dtype, block_bits = entry_layout(int(vocab_size))
         if not isinstance(entries, np.ndarray) or entries.dtype != entry_dtype or entries.ndim != 1:
             raise v.corrupt("summary_entries", f"expected a {np.dtype(entry_dtype).name} vector")
         v.check_kind("segment_entry_indptr", a["segment_entry_indptr"], "iu")
@@ -560,12 +622,55 @@ class SeismicIndex:
         v.check_length("summary_skip", a["summary_skip"], -(-entries.shape[0] // kernels.SKIP),
                        f"one per {kernels.SKIP} summary entries")
         # an entry's block (its segment's rank within the list << block_bits, plus its block field) must be one of
-        # its list's blocks: the kernel accumulates into a scratch slot per block
+        # its list's blocks: the conversion places entries by block
         bad, block = v.first_entry_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
                                                     a["segment_entry_indptr"], entries, block_bits)
         if bad >= 0:
             raise v.corrupt("summary_entries", f"an entry of segment {bad} names block {block} of its list, which "
                                                "has fewer blocks")
+
+    @staticmethod
+    def check_common_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """The checks both summary layouts share: every offset array (from 0, non-decreasing, ending at its entry
+        count), document numbers (postings, κ-NN rows) below the document count, components below the vocabulary
+        size, and finite non-negative values."""
+        from tremor.index import validation as v
+
+        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size < 1:
+            raise IndexFormatError(f"manifest vocab_size {vocab_size!r} is not a positive count")
+        vocab_size = int(vocab_size)
+        a = arrays
+        v.check_kind("doc_indptr", a["doc_indptr"], "iu")
+        n_docs = a["doc_indptr"].shape[0] - 1
+        if n_docs < 0:
+            raise v.corrupt("doc_indptr", "is empty")
+        v.check_kind("doc_components", a["doc_components"], "iu")
+        v.check_kind("doc_values", a["doc_values"], "fu")
+        if a["doc_values"].dtype not in (np.float16, np.uint8):
+            raise v.corrupt("doc_values", f"dtype {a['doc_values'].dtype}, expected a float16 or uint8 vector")
+        v.check_kind("doc_scale", a["doc_scale"], "f")
+        v.check_length("doc_scale", a["doc_scale"], n_docs if a["doc_values"].dtype == np.uint8 else 0,
+                       "one per document with uint8 values, none with float16 ones")
+        v.check_values("doc_scale", a["doc_scale"])
+        v.check_length("doc_values", a["doc_values"], a["doc_components"].shape[0], "one per document entry")
+        v.check_offsets("doc_indptr", a["doc_indptr"], n_docs, a["doc_components"].shape[0], "document entries")
+        v.check_ids("doc_components", a["doc_components"], vocab_size, "component")
+        v.check_sorted_rows("doc_components", a["doc_indptr"], a["doc_components"], "components")
+        if a["doc_values"].dtype == np.float16:
+            v.check_values("doc_values", a["doc_values"])
+        v.check_values("list_max", a["list_max"])
+        v.check_length("list_max", a["list_max"], vocab_size, "one per vocabulary entry")
+        v.check_kind("block_indptr", a["block_indptr"], "iu")
+        n_blocks = a["block_indptr"].shape[0] - 1
+        if n_blocks < 0:
+            raise v.corrupt("block_indptr", "is empty")
+        v.check_offsets("list_block_indptr", a["list_block_indptr"], vocab_size, n_blocks, "blocks")
+        v.check_kind("posting_docs", a["posting_docs"], "iu")
+        v.check_offsets("block_indptr", a["block_indptr"], n_blocks, a["posting_docs"].shape[0], "postings")
+        v.check_ids("posting_docs", a["posting_docs"], n_docs, "document number")
+        for name in ("block_min", "block_scale"):
+            v.check_values(name, a[name])
+            v.check_length(name, a[name], n_blocks, "one per block")
         knn = a["knn_neighbors"]
         v.check_kind("knn_neighbors", knn, "iu", ndim=2)
         v.check_length("knn_neighbors", knn, n_docs, "one row per document")

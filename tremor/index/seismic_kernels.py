@@ -7,7 +7,9 @@ Representations" (SIGIR 2024), and the κ-NN refinement of "Pairing Clustered In
 Array layout (one posting list per vocabulary term t):
 
 - forward index: ``doc_indptr`` (int64), ``doc_components`` (uint16, or int32 for vocabularies over 65,536 terms),
-  ``doc_values`` (float16 bits as uint16; decoded with the CPU's half-precision conversion).
+  and the kernels' ``doc_values`` argument, a pair (values, scales): float16 bits as uint16 (decoded with the CPU's
+  half-precision conversion) and an empty scale array, or, for a quantized forward index, 8-bit codes and a float32
+  scale per document (value = code × scale).
 - blocks: list t owns blocks ``list_block_indptr[t]:list_block_indptr[t+1]``; block b owns
   ``posting_docs[block_indptr[b]:block_indptr[b+1]]`` (int32 document numbers, ascending within a block).
 - summaries: for each list, a small inverted index from component to the list's blocks, cut into segments of
@@ -30,6 +32,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
 from tremor.index.topk import heap_drain_sorted, heap_push
 
 # ---------------------------------------------------------------------------------------------------- primitives
@@ -37,11 +40,15 @@ from tremor.index.topk import heap_drain_sorted, heap_push
 
 @intrinsic
 def half_to_float(typingctx, bits):
-    """float16 bits (a 16-bit integer) to float32, by LLVM's fpext (one vcvtph2ps on CPUs with F16C)."""
-    if not isinstance(bits, types.Integer) or bits.bitwidth != 16:
+    """A stored document value to float32: float16 bits (a 16-bit integer) by LLVM's fpext (one vcvtph2ps on CPUs
+    with F16C), an 8-bit code (the quantized forward index) by an unsigned conversion."""
+    if not isinstance(bits, types.Integer) or bits.bitwidth not in (8, 16):
         return None
+    width = bits.bitwidth
 
     def codegen(context, builder, signature, args):
+        if width == 8:
+            return builder.uitofp(args[0], ir.FloatType())
         return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
     return types.float32(bits), codegen
@@ -78,11 +85,13 @@ def _splitmix64(state: np.uint64) -> tuple:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, forward: tuple,
              q_dense: np.ndarray) -> np.float32:
-    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. Four running
-    sums (combined in a fixed order) keep the additions from waiting on each other; unsigned positions spare Numba's
-    negative-index handling in the loop."""
+    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. ``forward`` is
+    (values, per-document scales): float16 bits and no scales, or 8-bit codes and each document's scale. Four
+    running sums (combined in a fixed order) keep the additions from waiting on each other; unsigned positions spare
+    Numba's negative-index handling in the loop."""
+    doc_values, doc_scale = forward
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
@@ -102,10 +111,42 @@ def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_v
     while p < end:
         s0 += q_dense[doc_components[p]] * half_to_float(doc_values[p])
         p += one
+    if doc_scale.shape[0] > 0:
+        return ((s0 + s1) + (s2 + s3)) * doc_scale[doc]
     return (s0 + s1) + (s2 + s3)
 
 
 # --------------------------------------------------------------------------------------------------------- build
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def quantize_forward(doc_indptr: np.ndarray, values: np.ndarray) -> tuple:
+    """8-bit forward-index values: (codes, per-document scales) with value ≈ code × scale, scale = the document's
+    largest value / 255 and codes rounded to nearest."""
+    n_docs = doc_indptr.shape[0] - 1
+    codes = np.zeros(values.shape[0], dtype=np.uint8)
+    scales = np.zeros(n_docs, dtype=np.float32)
+    for doc in numba.prange(n_docs):
+        top = np.float32(0.0)
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            top = max(top, values[p])
+        if top <= 0:
+            continue
+        scale = np.float32(top / np.float32(255.0))
+        scales[doc] = scale
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            codes[p] = np.uint8(min(255.0, max(0.0, np.floor(values[p] / scale + np.float32(0.5)))))
+    return codes, scales
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def dequantize_forward(doc_indptr: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The float32 values 8-bit forward-index codes stand for (code × the document's scale)."""
+    values = np.empty(codes.shape[0], dtype=np.float32)
+    for doc in numba.prange(doc_indptr.shape[0] - 1):
+        for p in range(doc_indptr[doc], doc_indptr[doc + 1]):
+            values[p] = np.float32(codes[p]) * scales[doc]
+    return values
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -362,7 +403,8 @@ def _energy_cut(values: np.ndarray, goal: float) -> tuple:
 def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: int, summary_energy: float,
                     doc_indptr: np.ndarray, doc_components: np.ndarray, values: np.ndarray, max_value: np.ndarray,
                     comp_count: np.ndarray, comp_touched: np.ndarray, out_min: np.ndarray, out_scale: np.ndarray,
-                    block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray) -> int:
+                    block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray,
+                    round_up: bool = True) -> int:
     """Summaries of one list's blocks: coordinate-wise max over a block's documents, trimmed to the largest entries
     that hold ``summary_energy`` of its L1 mass, quantized to 8 bits (rounded up). The list's own term
     ``list_term``, which every document of the block has, always stays (the trim could drop it when weights are
@@ -429,10 +471,12 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
             for e in range(first_entry, n_entries):
                 v = max_value[tmp_comp[e]]
                 code = 0
-                if scale > 0:
+                if scale > 0 and round_up:
                     code = min(255, int(np.ceil((v - low) / scale)))
                     while code < 255 and low + np.float32(code) * scale < v:
                         code += 1
+                elif scale > 0:
+                    code = min(255, int(np.floor((v - low) / scale + np.float32(0.5))))
                 tmp_code[e] = code
         else:
             out_min[b] = 0.0
@@ -506,7 +550,8 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
                 top_val: np.ndarray, top_count: np.ndarray, vocab_size: int, block_slot: np.ndarray,
                 segment_slot: np.ndarray, summary_slot: np.ndarray, posting_docs: np.ndarray, block_sizes: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, n_blocks_out: np.ndarray, block_bits: int,
-                sum_entries: np.ndarray, segment_sizes: np.ndarray, n_sum_entries: np.ndarray) -> None:
+                sum_entries: np.ndarray, segment_sizes: np.ndarray, n_sum_entries: np.ndarray,
+                round_up: bool = True) -> None:
     """Block and summarize the pruned lists of terms ``first_term + i`` (a batch), in parallel over lists.
 
     Threads take the batch positions of ``schedule`` (costliest first) in turn. List i is rewritten in block order
@@ -546,7 +591,8 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
             n_sum_entries[i] = _summarize_list(
                 out_docs, block_sizes[b0:b0 + n_blocks], n_blocks, summary_energy, doc_indptr, doc_components,
                 values, max_value, comp_count, comp_touched, block_min[b0:b0 + n_blocks],
-                block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:])
+                block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:],
+                round_up)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -590,19 +636,19 @@ def gather_batch(n_lists: int, block_slot: np.ndarray, segment_slot: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                      visited: np.ndarray) -> None:
     """Prefetch an unseen document's vector, one cache line (32 two-byte entries) at a time."""
     if visited[doc >> 6] & (np.uint64(1) << np.uint64(doc & 63)):
         return
     for q in range(doc_indptr[doc], doc_indptr[doc + 1], 32):
         prefetch(doc_components, q)
-        prefetch(doc_values, q)
+        prefetch(doc_values[0], q)
 
 
 @numba.njit(cache=True, nogil=True)
 def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_visited: int, doc_indptr: np.ndarray,
-                doc_components: np.ndarray, doc_values: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray, visited: np.ndarray,
                 visited_docs: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray) -> tuple:
     """Score the unseen documents ``docs[start:end]`` exactly and offer them to the heap; returns the new heap size
     and visited count. Memory is requested ahead: a document's offsets OFFSETS_AHEAD places ahead, its vector
@@ -632,7 +678,7 @@ def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_vis
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _score_block(b: int, k: int, size: int, n_visited: int, posting_docs: np.ndarray, block_indptr: np.ndarray,
-                 doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray, q_dense: np.ndarray,
+                 doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray,
                  visited: np.ndarray, visited_docs: np.ndarray, heap_scores: np.ndarray,
                  heap_docs: np.ndarray) -> tuple:
     """Score the unseen documents of block ``b`` (see ``_score_docs``)."""
@@ -657,7 +703,9 @@ def _sift_blocks(order: np.ndarray, bounds: np.ndarray, size: int, i: int) -> No
             return
 
 
-SKIP = 32  # summary entries per skip-list sample
+SKIP = 32  # summary entries per skip-list sample (the packed layout's, checked when such an index loads)
+# a summary segment with fewer than this many entries per query term is read in one pass instead of searched
+LINEAR_SUMMARY = 2
 VECTORS_AHEAD = 4  # prefetch distance, in documents, for document vectors
 OFFSETS_AHEAD = 7  # ... and for their offsets (needed to find the vectors)
 # a summary score is summed in another order than a document's score; this slack keeps float rounding from skipping
@@ -666,35 +714,12 @@ BOUND_SLACK = np.float32(1.0 + 1e-5)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _find_component(entries: np.ndarray, skip: np.ndarray, lo: int, hi: int, comp: int, comp_shift: np.uint64,
-                    cursor: int) -> tuple:
-    """First position in ``entries[lo:hi]`` whose component is >= comp (hi if none), and the advanced skip cursor.
-
-    ``skip[i]`` is the component of ``entries[i * SKIP]``; the cursor walks the skip list forward (queries arrive in
-    increasing component order, so the walk reads it once, front to back) and a binary search finishes inside one
-    SKIP-entry chunk."""
-    last_sample = (hi - 1) // SKIP
-    while cursor <= last_sample and skip[cursor] < comp:
-        cursor += 1
-    a = max(lo, (cursor - 1) * SKIP + 1)
-    b = min(hi, cursor * SKIP)
-    target = np.uint64(comp) << comp_shift
-    while a < b:
-        mid = (a + b) >> 1
-        if entries[mid] < target:
-            a = mid + 1
-        else:
-            b = mid
-    return a, cursor
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                  list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
                  block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                 segment_entry_indptr: np.ndarray, summary_entries: np.ndarray, summary_skip: np.ndarray,
-                 block_bits: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                 bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
+                 n_bucket: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                  visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray, block_order: np.ndarray,
                  heap_scores: np.ndarray, heap_docs: np.ndarray, size: int, n_visited: int) -> tuple:
     """The list visits of ``_search_one`` (query scattered into ``q_dense`` already), into a heap holding ``size``
@@ -702,8 +727,7 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
     live index) can be visited one after the other with one heap, each pruning against the k-th score so far."""
     n_terms = list_block_indptr.shape[0] - 1
     n_q = q_indices.shape[0]
-    comp_shift = np.uint64(block_bits + 8)
-    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
+    linear_below = LINEAR_SUMMARY * n_q
     bound_order = np.argsort(-q_values * list_max[np.minimum(q_indices, n_terms - 1)], kind="mergesort")
     order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
     n_cut = 0
@@ -719,23 +743,11 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
         if n_blocks == 0:
             continue
         # summary scores of this list's blocks: the query against each block's quantized summary
-        for segment in range(list_segment_indptr[term], list_segment_indptr[term + 1]):
-            lo = segment_entry_indptr[segment]
-            hi = segment_entry_indptr[segment + 1]
-            base = np.uint64((segment - list_segment_indptr[term]) << block_bits)
-            cursor = (lo + SKIP - 1) // SKIP
-            for p in range(n_q):
-                if lo >= hi:
-                    break
-                comp = np.uint64(q_indices[p])
-                lo, cursor = _find_component(summary_entries, summary_skip, lo, hi, q_indices[p], comp_shift, cursor)
-                weight = q_values[p]
-                while lo < hi and (np.uint64(summary_entries[lo]) >> comp_shift) == comp:
-                    entry = np.uint64(summary_entries[lo])
-                    blk = base + ((entry >> np.uint64(8)) & block_mask)
-                    block_codes[blk] += weight * np.float32(entry & np.uint64(255))
-                    block_weight[blk] += weight
-                    lo += 1
+        first_segment = list_segment_indptr[term]
+        for segment in range(first_segment, list_segment_indptr[term + 1]):
+            add_summary_segment(segment, (segment - first_segment) << SEGMENT_BITS, n_bucket, bucket_indptr,
+                                summary_keys, summary_codes, q_indices, q_values, q_dense, n_terms, linear_below,
+                                block_codes, block_weight)
         for j in range(n_blocks):
             b = first_block + j
             block_codes[j] = block_scale[b] * block_codes[j] + block_min[b] * block_weight[j]
@@ -772,10 +784,10 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
 @numba.njit(cache=True, nogil=True)
 def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
                 n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                doc_values: np.ndarray, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray, summary_entries: np.ndarray,
-                summary_skip: np.ndarray, block_bits: int, knn: np.ndarray, list_max: np.ndarray,
+                list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
+                summary_codes: np.ndarray, n_bucket: int, knn: np.ndarray, list_max: np.ndarray,
                 q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
                 block_weight: np.ndarray,
                 block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
@@ -799,8 +811,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
             q_dense[q_indices[p]] = q_values[p]
     size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, doc_indptr,
                                    doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                   block_scale, posting_docs, list_segment_indptr, segment_entry_indptr,
-                                   summary_entries, summary_skip, block_bits, list_max, q_dense, visited,
+                                   block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                                   summary_keys, summary_codes, n_bucket, list_max, q_dense, visited,
                                    visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs, 0, 0)
     if n_knn > 0 and knn.shape[1] > 0 and size > 0:
         results = heap_docs[:size].copy()
@@ -828,10 +840,10 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
 @numba.njit(cache=True, nogil=True)
 def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
                   heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
-                  doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                  doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                  summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
+                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
+                  summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
                   knn: np.ndarray, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                   visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                   block_order: np.ndarray, blocked_words: np.ndarray | None = None) -> tuple:
@@ -847,7 +859,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         e = q_indptr[qi + 1]
         _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                    posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip, block_bits,
+                    posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket,
                     knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
                     heap_scores, heap_docs, out_scores[qi], out_docs[qi], blocked_words)
     return out_scores, out_docs
@@ -856,10 +868,10 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
                     heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
-                    doc_components: np.ndarray, doc_values: np.ndarray, list_block_indptr: np.ndarray,
+                    doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                    summary_entries: np.ndarray, summary_skip: np.ndarray, block_bits: int,
+                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
+                    summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
                     knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int,
                     blocked_words: np.ndarray | None = None) -> tuple:
     """Search a batch of queries in parallel over threads, each thread with its own scratch arrays (and, with a
@@ -885,8 +897,8 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
             e = q_indptr[qi + 1]
             _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                        posting_docs, list_segment_indptr, segment_entry_indptr, summary_entries, summary_skip,
-                        block_bits, knn, list_max, q_dense, visited, visited_docs, block_codes,
+                        posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes,
+                        n_bucket, knn, list_max, q_dense, visited, visited_docs, block_codes,
                         block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi],
                         blocked_words)
     return out_scores, out_docs
@@ -894,7 +906,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def score_subset(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, rows: np.ndarray,
-                 subset: np.ndarray, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                 subset: np.ndarray, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
                  n_terms: int, k: int, out_scores: np.ndarray, out_docs: np.ndarray) -> None:
     """Exact top k over just the documents ``subset`` (ascending) from the forward index, for the queries ``rows``,
     written into those rows of out_*: the filtered search's fallback when few documents are allowed."""

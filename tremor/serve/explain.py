@@ -48,7 +48,11 @@ def _matches(q_indices: np.ndarray, doc_indptr: np.ndarray, doc_terms: np.ndarra
 
 
 def forward_arrays(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(doc_indptr, doc term ids, doc values) of an index's forward arrays, as stored (no copy)."""
+    """(doc_indptr, doc term ids, doc values) of an index's forward arrays, as stored (no copy; a quantized forward
+    index is decoded to its float values)."""
+    if len(getattr(index, "doc_scale", ())):
+        decoded = index.documents()
+        return decoded.indptr, decoded.indices, decoded.values
     for terms in ("doc_indices", "doc_components"):
         if all(hasattr(index, name) for name in ("doc_indptr", terms, "doc_values")):
             return index.doc_indptr, getattr(index, terms), index.doc_values
