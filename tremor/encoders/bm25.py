@@ -83,7 +83,6 @@ class BM25Encoder:
         self.live = bool(live)
         self.total_length = 0
         self._live_token = ""
-        self.last_lengths: np.ndarray | None = None  # lengths of the documents of the last fit_encode
         self.terms: list[str] = []
         self.term_ids: dict[str, int] = {}
         self.df = np.zeros(0, np.int64)
@@ -118,6 +117,11 @@ class BM25Encoder:
     # ------------------------------------------------------------------------------------------------------ fit
     def fit_encode(self, texts: Iterable[str]) -> SparseVectors:
         """Learn vocabulary, document frequencies and average length from the corpus, and return its impacts."""
+        return self.fit_documents(texts)[0]
+
+    def fit_documents(self, texts: Iterable[str]) -> tuple[SparseVectors, np.ndarray]:
+        """``fit_encode`` that also returns each document's length in terms (what a live index keeps to uncount a
+        deleted document)."""
         provisional: dict[str, int] = {}
         doc_terms: list[np.ndarray] = []
         for text in texts:
@@ -139,8 +143,7 @@ class BM25Encoder:
         self.avgdl = float(self.total_length / max(self.n_docs, 1))
         self._vocab_hash = vocab_hash(self.terms)
         self._live_token = uuid.uuid4().hex[:16] if self.live else ""
-        self.last_lengths = lengths
-        return self._impacts(counts, lengths)
+        return self._impacts(counts, lengths), lengths
 
     # ---------------------------------------------------------------------------------------------- live mode
     def add_documents(self, texts: Iterable[str]) -> tuple[SparseVectors, np.ndarray]:
@@ -149,8 +152,7 @@ class BM25Encoder:
         if not self.live:
             raise TremorError("BM25Encoder.add_documents needs live=True (statistics that follow the documents)")
         if not self.fitted:
-            vectors = self.fit_encode(texts)
-            return vectors, self.last_lengths
+            return self.fit_documents(texts)
         known, new_terms = self.term_ids, {}
         doc_terms = []
         for text in texts:  # nothing changes until every text is analyzed (an error leaves the encoder as it was)

@@ -291,7 +291,8 @@ class IndexWriter:
         self._dirty: set[str] = set()
         self._new: set[str] = set()
         self._live: dict[str, tuple[str, int]] = {}
-        self._segment_stats: dict[str, tuple[SparseVectors, np.ndarray]] = {}
+        self._segment_vectors: dict[str, SparseVectors] = {}
+        self._segment_lengths: dict[str, np.ndarray] = {}
         for segment in self.segments:
             path = self.path / segment["path"]
             store = DocStore(path / DOCSTORE_FILE, int(segment["documents"]))
@@ -325,8 +326,7 @@ class IndexWriter:
             return False
         name, number = where
         if self._live_statistics():
-            vectors, lengths = self._statistics_of(name)
-            self.encoder.remove_documents(vectors[[number]], lengths[number:number + 1])
+            self.encoder.remove_documents(self._vectors_of(name)[[number]], self._lengths_of(name)[number:number + 1])
             self._encoder_dirty = True
         self._deleted[name][number] = True
         self._dirty.add(name)
@@ -336,22 +336,28 @@ class IndexWriter:
         """True when the encoder's statistics follow additions and deletions (BM25 in live mode)."""
         return bool(getattr(self.encoder, "live", False))
 
-    def _statistics_of(self, name: str) -> tuple[SparseVectors, np.ndarray]:
-        """A segment's document vectors and lengths, to uncount its documents from live statistics."""
-        if name not in self._segment_stats:
-            segment = next(s for s in self.segments if s["name"] == name)
-            path = self.path / segment["path"]
-            index, _ = open_index_dir(path, True, False)
+    def _segment_path(self, name: str) -> Path:
+        return self.path / next(s["path"] for s in self.segments if s["name"] == name)
+
+    def _vectors_of(self, name: str) -> SparseVectors:
+        """A segment's document vectors (the terms a deleted document takes out of live statistics)."""
+        if name not in self._segment_vectors:
+            self._segment_vectors[name] = segment_vectors(open_index_dir(self._segment_path(name), True, False)[0])
+        return self._segment_vectors[name]
+
+    def _lengths_of(self, name: str) -> np.ndarray:
+        """A live BM25 segment's document lengths in terms (``doc_lengths.npy``), one per document of the segment."""
+        if name not in self._segment_lengths:
+            path = self._segment_path(name) / LENGTHS_FILE
             try:
-                lengths = np.load(path / LENGTHS_FILE, mmap_mode="r", allow_pickle=False)
+                lengths = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{path / LENGTHS_FILE}: document lengths of a live BM25 segment unreadable "
-                                       f"({exc})") from None
-            if lengths.shape != (index.n_docs,):
-                raise IndexFormatError(f"{path / LENGTHS_FILE}: {lengths.shape[0]} lengths for {index.n_docs} "
-                                       "documents")
-            self._segment_stats[name] = (segment_vectors(index), lengths)
-        return self._segment_stats[name]
+                raise IndexFormatError(f"{path}: document lengths of a live BM25 segment unreadable ({exc})") from None
+            documents = len(self._ids[name])
+            if lengths.shape != (documents,):
+                raise IndexFormatError(f"{path}: {lengths.shape[0]} lengths for {documents} documents")
+            self._segment_lengths[name] = lengths
+        return self._segment_lengths[name]
 
     # ------------------------------------------------------------------------------------------ changes
     def add(self, documents: Iterable[Document]) -> int:
@@ -558,21 +564,23 @@ class IndexWriter:
                 # a live vocabulary may have grown since the segment was written: its ids are a prefix
                 vectors.append(segment_vectors(index)[keep].with_vocab_size(self.encoder.vocab_size))
                 if live:
-                    lengths.append(np.asarray(self._statistics_of(segment["name"])[1])[keep])
+                    lengths.append(np.asarray(self._lengths_of(segment["name"]))[keep])
         merged_lengths = np.concatenate(lengths) if live and lengths else None
         if refresh:
             encoder = copy.copy(self.encoder)  # fit_encode replaces the statistics, it does not mutate them
             if encoder.kind == "bm25":
                 encoder.live = True  # a fixed-statistics BM25 index becomes live (see the module docstring)
-            merged_vectors = encoder.fit_encode([d.full_text for d in docs]) if docs else None
-            merged_lengths = encoder.last_lengths if encoder.live else None
+            merged_vectors, merged_lengths = encoder.fit_documents([d.full_text for d in docs]) if docs \
+                else (None, None)
+            merged_lengths = merged_lengths if encoder.live else None
             self.encoder = encoder
             self._encoder_dirty = True
         else:
             merged_vectors = SparseVectors.concat(vectors) if vectors else None
         first = group[0]
         for segment in members:
-            self._segment_stats.pop(segment["name"], None)
+            self._segment_vectors.pop(segment["name"], None)
+            self._segment_lengths.pop(segment["name"], None)
             self._ids.pop(segment["name"])
             self._deleted.pop(segment["name"])
             self._dirty.discard(segment["name"])

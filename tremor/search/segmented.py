@@ -158,10 +158,11 @@ class SegmentedIndex:
         scratch = getattr(self._scratch, "seismic", None)
         if scratch is None:
             blocked_words, max_blocks = self._seismic_args[-2], self._seismic_args[-1]
-            n_terms = self._seismic_args[3].shape[1] - 1
-            scratch = (np.zeros(n_terms, np.float32), blocked_words.copy(), np.empty(max(self.n_docs, 1), np.int32),
-                       np.zeros(max_blocks, np.float32), np.zeros(max_blocks, np.float32),
-                       np.empty(max_blocks, np.int32), np.empty(max_blocks, np.int64))
+            # the one-call kernel runs only when every segment has the commit's vocabulary
+            scratch = (np.zeros(self.vocab_size, np.float32), blocked_words.copy(),
+                       np.empty(max(self.n_docs, 1), np.int32), np.zeros(max_blocks, np.float32),
+                       np.zeros(max_blocks, np.float32), np.empty(max_blocks, np.int32),
+                       np.empty(max_blocks, np.int64))
             self._scratch.seismic = scratch
         return scratch
 
