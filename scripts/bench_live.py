@@ -38,6 +38,7 @@ from tremor.eval.metrics import evaluate_run
 from tremor.eval.report import write_text_atomic
 from tremor.index.builder import build_index
 from tremor.index.segments import IndexWriter
+from tremor.index.seismic import SeismicIndex
 from tremor.search import Searcher
 
 # heap_factor above 1 skips blocks whose summary could still beat the k-th score (BM25 in live mode holds saturated
@@ -130,6 +131,17 @@ def interleaved(pairs: dict, vectors, repeats: int, rounds: int = 5, **params) -
     for _ in range(rounds):
         for name, searcher in pairs.items():
             samples[name].extend(one_query_seconds(searcher, vectors, repeats, **params))
+    return {name: float(np.median(s)) for name, s in samples.items()}
+
+
+def interleaved_variants(variants: dict, vectors, repeats: int, rounds: int = 5, **params) -> dict:
+    """``interleaved`` over (searcher, extra search parameters) pairs: median seconds per query of each."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for searcher, extra in variants.values():  # warm up
+        one_query_seconds(searcher, vectors, 1, **params, **extra)
+    for _ in range(rounds):
+        for name, (searcher, extra) in variants.items():
+            samples[name].extend(one_query_seconds(searcher, vectors, repeats, **params, **extra))
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
@@ -254,30 +266,43 @@ def main() -> None:
     # a live vocabulary has an identity of its own per index: encode with the Seismic index's encoder (same weights)
     s_vectors = s_live.encode_queries([q.text for q in queries])
     truth_ids = np.array(keep.docstore.ids(), dtype=object)
+    wanted = np.array([[hash(truth_ids[d]) if d >= 0 else -1 for d in r] for r in truth])
+    # every grid point twice, in the same run: with the default direct scoring of short lists, and with every list
+    # read through its summaries (direct_postings 0, the search before short lists were scored directly)
+    variants = {"": {}, "_summaries_only": {"direct_postings": 0}}
     grid = []
     for query_cut, heap_factor in SEISMIC_GRID:
-        params = {"query_cut": query_cut, "heap_factor": heap_factor}
         row = {"query_cut": query_cut, "heap_factor": heap_factor}
-        for name, searcher in (("segments", s_live), ("merged", s_merged)):
-            found = searcher.search_vectors(s_vectors, 10, **params)[1]
-            # compare by external id: the two indexes number documents differently
-            ids = np.array(searcher.docstore.ids(), dtype=object)
-            mapped = np.array([[hash(ids[d]) if d >= 0 else -1 for d in r] for r in found])
-            wanted = np.array([[hash(truth_ids[d]) if d >= 0 else -1 for d in r] for r in truth])
-            row[f"recall_{name}"] = round(recall_at_10(mapped, wanted), 4)
-        row.update({f"ms_{k}": round(v * 1e3, 4) for k, v in interleaved(
-            {"segments": s_live, "merged": s_merged}, s_vectors, 1, rounds=2, **params).items()})
+        for suffix, extra in variants.items():
+            params = {"query_cut": query_cut, "heap_factor": heap_factor, **extra}
+            for name, searcher in (("segments", s_live), ("merged", s_merged)):
+                found = searcher.search_vectors(s_vectors, 10, **params)[1]
+                # compare by external id: the two indexes number documents differently
+                ids = np.array(searcher.docstore.ids(), dtype=object)
+                mapped = np.array([[hash(ids[d]) if d >= 0 else -1 for d in r] for r in found])
+                row[f"recall_{name}{suffix}"] = round(recall_at_10(mapped, wanted), 4)
+        timed = {f"{name}{suffix}": (searcher, {**extra}) for suffix, extra in variants.items()
+                 for name, searcher in (("segments", s_live), ("merged", s_merged))}
+        row.update({f"ms_{k}": round(v * 1e3, 4) for k, v in interleaved_variants(
+            timed, s_vectors, 1, rounds=2, query_cut=query_cut, heap_factor=heap_factor).items()})
         grid.append(row)
         print("seismic", json.dumps(row), flush=True)
     seismic["grid"] = grid
-    best = {}
-    for name in ("segments", "merged"):
-        reaching = [r for r in grid if r[f"recall_{name}"] >= RECALL_TARGET]
-        best[name] = min(reaching, key=lambda r, n=name: r[f"ms_{n}"]) if reaching else None
-    seismic["fastest_at_recall_target"] = best
-    if best["segments"] and best["merged"]:
-        seismic["latency_ratio_segments_over_merged_at_recall"] = round(
-            best["segments"]["ms_segments"] / best["merged"]["ms_merged"], 3)
+    seismic["direct_postings"] = SeismicIndex.SEARCH_DEFAULTS["direct_postings"]
+    for suffix in variants:
+        best = {}
+        for name in ("segments", "merged"):
+            reaching = [r for r in grid if r[f"recall_{name}{suffix}"] >= RECALL_TARGET]
+            best[name] = min(reaching, key=lambda r, n=name + suffix: r[f"ms_{n}"]) if reaching else None
+        seismic[f"fastest_at_recall_target{suffix}"] = best
+        if best["segments"] and best["merged"]:
+            seismic[f"latency_ratio_segments_over_merged_at_recall{suffix}"] = round(
+                best["segments"][f"ms_segments{suffix}"] / best["merged"][f"ms_merged{suffix}"], 3)
+        at_target = {name: interpolated_ms(grid, name + suffix, RECALL_TARGET) for name in ("segments", "merged")}
+        if all(at_target.values()):
+            seismic[f"interpolated_ratio_at_recall{suffix}"] = round(at_target["segments"] / at_target["merged"], 3)
+        print("seismic", suffix or "default", json.dumps({k: v for k, v in seismic.items() if k != "grid"}),
+              flush=True)
     seismic["recall_target"] = RECALL_TARGET
     report["seismic_bm25"] = seismic
 
@@ -354,29 +379,42 @@ def markdown(r: dict) -> str:
         f"| tiny SPLADE | exact | 1.0 | {learned['exact_one_query_ms']['segments']:.3f} | "
         f"{learned['exact_one_query_ms']['merged']:.3f} | {learned['exact_latency_ratio_segments_over_merged']:.2f} |",
     ]
-    best = s["fastest_at_recall_target"]
-    if best["segments"] and best["merged"]:
-        lines.append(
-            f"| BM25 | Seismic, fastest grid setting at recall@10 >= {s['recall_target']} | "
-            f"{best['segments']['recall_segments']:.3f} / {best['merged']['recall_merged']:.3f} | "
-            f"{best['segments']['ms_segments']:.3f} (cut {best['segments']['query_cut']}, hf "
-            f"{best['segments']['heap_factor']}) | {best['merged']['ms_merged']:.3f} (cut "
-            f"{best['merged']['query_cut']}, hf {best['merged']['heap_factor']}) | "
-            f"{s['latency_ratio_segments_over_merged_at_recall']:.2f} |")
-    at_target = {name: interpolated_ms(s["grid"], name, s["recall_target"]) for name in ("segments", "merged")}
-    if all(at_target.values()):
-        lines.append(
-            f"| BM25 | Seismic, interpolated at recall@10 = {s['recall_target']} (between grid points) | "
-            f"{s['recall_target']} | {at_target['segments']:.3f} | {at_target['merged']:.3f} | "
-            f"{at_target['segments'] / at_target['merged']:.2f} |")
-    same = [g["ms_segments"] / g["ms_merged"] for g in s["grid"]]
-    lines += ["", f"At equal settings the 11 segments take {min(same):.2f}–{max(same):.2f}× the merged segment's time "
-              f"(median {np.median(same):.2f}×) over the {len(same)} grid points."]
-    lines += ["", "Seismic grid (BM25 vectors; recall@10 against exact search over the same vectors):", "",
-              "| query_cut | heap_factor | recall segments | recall merged | ms segments | ms merged |",
+    labels = {"": f"short lists (<= {s.get('direct_postings', 0)} postings) scored directly",
+              "_summaries_only": "every list through its summaries"}
+    for suffix, label in labels.items():
+        best = s.get(f"fastest_at_recall_target{suffix}")
+        if best and best["segments"] and best["merged"]:
+            lines.append(
+                f"| BM25 | Seismic ({label}), fastest grid setting at recall@10 >= {s['recall_target']} | "
+                f"{best['segments'][f'recall_segments{suffix}']:.3f} / "
+                f"{best['merged'][f'recall_merged{suffix}']:.3f} | "
+                f"{best['segments'][f'ms_segments{suffix}']:.3f} (cut {best['segments']['query_cut']}, hf "
+                f"{best['segments']['heap_factor']}) | {best['merged'][f'ms_merged{suffix}']:.3f} (cut "
+                f"{best['merged']['query_cut']}, hf {best['merged']['heap_factor']}) | "
+                f"{s[f'latency_ratio_segments_over_merged_at_recall{suffix}']:.2f} |")
+        at_target = {name: interpolated_ms(s["grid"], name + suffix, s["recall_target"])
+                     for name in ("segments", "merged")}
+        if all(at_target.values()):
+            lines.append(
+                f"| BM25 | Seismic ({label}), interpolated at recall@10 = {s['recall_target']} (between grid "
+                f"points) | {s['recall_target']} | {at_target['segments']:.3f} | {at_target['merged']:.3f} | "
+                f"{at_target['segments'] / at_target['merged']:.2f} |")
+    lines.append("")
+    for suffix, label in labels.items():
+        same = [g[f"ms_segments{suffix}"] / g[f"ms_merged{suffix}"] for g in s["grid"]]
+        lines.append(f"At equal settings ({label}) the {b['segments']} segments take {min(same):.2f}–"
+                     f"{max(same):.2f}× the merged segment's time (median {np.median(same):.2f}×) over the "
+                     f"{len(same)} grid points.")
+    lines += ["", "Seismic grid (BM25 vectors; recall@10 against exact search over the same vectors; `direct`: "
+              "short lists scored directly, the default; `summaries`: every list through its summaries):", "",
+              "| query_cut | heap_factor | recall segments direct / summaries | recall merged direct / summaries | "
+              "ms segments direct / summaries | ms merged direct / summaries |",
               "|---|---|---|---|---|---|"]
-    lines += [f"| {g['query_cut']} | {g['heap_factor']} | {g['recall_segments']:.4f} | {g['recall_merged']:.4f} | "
-              f"{g['ms_segments']:.3f} | {g['ms_merged']:.3f} |" for g in s["grid"]]
+    lines += [f"| {g['query_cut']} | {g['heap_factor']} | {g['recall_segments']:.4f} / "
+              f"{g['recall_segments_summaries_only']:.4f} | {g['recall_merged']:.4f} / "
+              f"{g['recall_merged_summaries_only']:.4f} | {g['ms_segments']:.3f} / "
+              f"{g['ms_segments_summaries_only']:.3f} | {g['ms_merged']:.3f} / {g['ms_merged_summaries_only']:.3f} |"
+              for g in s["grid"]]
     lines += ["", f"Adding one batch of ~{(r['documents'] - r['documents'] // 2) // r['batches']} documents and "
               f"committing (BM25, exact): {np.median(b['grow']['batch_add_commit_s']):.3f} s median; forced merge "
               f"of {b['segments']} segments: {b['merge_keep']['merge_s']:.2f} s (keeping statistics), "

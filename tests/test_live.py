@@ -360,8 +360,9 @@ def test_huge_k_on_a_live_index_is_clamped_to_the_live_documents(tmp_path):
     assert numbers.shape == (1, 2)  # two live documents: no allocation for 10^20, and the deleted one absent
 
 
-@pytest.mark.parametrize(("sort_first", "forward"), [(True, "f16"), (False, "f16"), (True, "u8")])
-def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first, forward):
+@pytest.mark.parametrize(("sort_first", "forward", "direct_postings"),
+                         [(True, "f16", 0), (False, "f16", 0), (True, "u8", 0), (True, "f16", 16), (False, "u8", 16)])
+def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first, forward, direct_postings):
     # one large segment (long summaries: searched per query term) and many small ones (short summaries: one pass);
     # with untrimmed lists and summaries, every query term and heap_factor 1, the term-major visit over all segments
     # must return the exact top k over the same document vectors
@@ -374,7 +375,8 @@ def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, s
             writer.commit()
         writer.delete(["s10_0", "s10_5", "s12_1", "s15_3"])
         writer.commit()
-    searcher = Searcher.load(path, query_cut=1000, heap_factor=1.0, sort_first=sort_first)
+    searcher = Searcher.load(path, query_cut=1000, heap_factor=1.0, sort_first=sort_first,
+                             direct_postings=direct_postings)
     index = searcher.index
     assert index.n_segments == 9
     assert {str(part.doc_values.dtype) for part in index.indexes} == {"uint8" if forward == "u8" else "float16"}

@@ -90,17 +90,20 @@ def test_single_query_path_matches_batch(data, index):
         assert np.array_equal(f[0], found[qi]) and np.array_equal(s[0], scores[qi])
 
 
+@pytest.mark.parametrize("direct_postings", [0, 16, 100_000])
 @pytest.mark.parametrize("heap_factor, summary_energy", [(1.0, 1.0), (0.0, 0.4)])
-def test_exact_settings_equal_the_exact_index(data, heap_factor, summary_energy):
+def test_exact_settings_equal_the_exact_index(data, heap_factor, summary_energy, direct_postings):
     docs, queries = data
     exact_scores, exact = ExactIndex.build(as_stored(docs)).search(queries, 20)
     index = SeismicIndex.build(docs, n_postings=float("inf"), summary_energy=summary_energy, progress=False)
-    scores, found = index.search(queries, 20, query_cut=10_000, heap_factor=heap_factor)
+    scores, found = index.search(queries, 20, query_cut=10_000, heap_factor=heap_factor,
+                                 direct_postings=direct_postings)
     assert np.array_equal(found, exact)
     assert np.allclose(scores[found >= 0], exact_scores[exact >= 0], rtol=1e-5)
 
 
-def test_summaries_split_into_segments_stay_exact():
+@pytest.mark.parametrize("direct_postings", [0, 16])
+def test_summaries_split_into_segments_stay_exact(direct_postings):
     # a 40,000-term vocabulary packs 8 bits of block number per entry: lists of 600 one-document blocks need 3
     # summary segments
     rng = np.random.default_rng(3)
@@ -115,8 +118,26 @@ def test_summaries_split_into_segments_stay_exact():
                                summary_energy=1.0, progress=False)
     assert index.block_bits == 8 and np.diff(index.list_segment_indptr)[7] == 3
     _, exact = ExactIndex.build(as_stored(docs)).search(queries, 10)
-    _, found = index.search(queries, 10, query_cut=1000, heap_factor=1.0)
+    _, found = index.search(queries, 10, query_cut=1000, heap_factor=1.0, direct_postings=direct_postings)
     assert np.array_equal(found, exact)
+
+
+def test_short_lists_are_scored_without_their_summaries(data):
+    # a heap factor so large that every block whose summary is read gets skipped once the heap is full: lists scored
+    # directly (at most direct_postings postings) still give the exact top k, lists read through summaries do not
+    docs, queries = data
+    _, exact = ExactIndex.build(as_stored(docs)).search(queries, 10)
+    index = SeismicIndex.build(docs, n_postings=float("inf"), progress=False)
+    longest = int(np.diff(index.block_indptr[index.list_block_indptr]).max())
+    _, direct = index.search(queries, 10, query_cut=10_000, heap_factor=1e6, direct_postings=longest)
+    assert np.array_equal(direct, exact)
+    _, through_summaries = index.search(queries, 10, query_cut=10_000, heap_factor=1e6, direct_postings=0)
+    assert recall(through_summaries, exact) < 0.9
+    # a threshold below the longest list: the short lists go direct, the long ones through their summaries
+    lengths = np.diff(index.block_indptr[index.list_block_indptr])
+    middle = int(np.median(lengths[lengths > 0]))
+    _, mixed = index.search(queries, 10, query_cut=10_000, heap_factor=1e6, direct_postings=middle)
+    assert recall(through_summaries, exact) <= recall(mixed, exact) <= 1.0
 
 
 def test_empty_query_unknown_terms_and_large_k():
@@ -141,7 +162,8 @@ def test_bad_parameters_are_refused(data, index):
                 {"doc_cut": 0}, {"colour": "red"}):
         with pytest.raises(TremorError):
             SeismicIndex.build(docs[:10], progress=False, **bad)
-    for bad in ({"query_cut": 0}, {"heap_factor": -1.0}, {"n_knn": 2}, {"colour": 1}):
+    for bad in ({"query_cut": 0}, {"heap_factor": -1.0}, {"n_knn": 2}, {"colour": 1}, {"direct_postings": -1},
+                {"direct_postings": 2.5}, {"direct_postings": True}):
         with pytest.raises(QueryError):
             index.search(queries, 10, **bad)
     with pytest.raises(TremorError, match="float16"):

@@ -196,7 +196,8 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
 
 @numba.njit(cache=True, nogil=True)
 def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                          sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
+                          sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
+                          doc_components: np.ndarray,
                           doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                           block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
                           list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
@@ -246,6 +247,14 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
             segment_blocks = list_block_indptr[s, term + 1] - first_block
             for j in range(segment_blocks):
                 block_ids[n_blocks + j] = first_block + j
+            if segment_blocks > 0 and \
+                    block_indptr[first_block + segment_blocks] - block_indptr[first_block] <= direct_postings:
+                # a short list is scored without its summaries (as in a single index): its blocks get an infinite
+                # bound, marked by a weight of -inf, which no sum of query weights reaches
+                for j in range(segment_blocks):
+                    block_weight[n_blocks + j] = -np.inf
+                n_blocks += segment_blocks
+                continue
             first_segment = list_segment_indptr[s, term]
             for segment in range(first_segment, list_segment_indptr[s, term + 1]):
                 add_summary_segment(segment, n_blocks + ((segment - first_segment) << SEGMENT_BITS), n_bucket,
@@ -256,7 +265,8 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
             continue
         for j in range(n_blocks):
             b = block_ids[j]
-            block_codes[j] = block_scale[b] * block_codes[j] + block_min[b] * block_weight[j]
+            weight = block_weight[j]
+            block_codes[j] = np.inf if weight == -np.inf else block_scale[b] * block_codes[j] + block_min[b] * weight
             block_weight[j] = 0.0
         if sort_first and n_cut == 1:
             # first list: blocks of all segments by decreasing summary score (a heap, popped until a block fails the
@@ -295,7 +305,8 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
-                            query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
+                            query_cut: int, heap_factor: float, sort_first: bool, direct_postings: int,
+                            doc_indptr: np.ndarray,
                             doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                             block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                             posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
@@ -322,6 +333,7 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
         for qi in range(chunk, n_queries, n_chunks):
             lo, hi = q_indptr[qi], q_indptr[qi + 1]
             _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
+                                  direct_postings,
                                   doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
                                   block_scale, posting_docs, list_segment_indptr, bucket_indptr,
                                   summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,
@@ -333,7 +345,8 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
 
 @numba.njit(cache=True, nogil=True)
 def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
-                                   query_cut: int, heap_factor: float, sort_first: bool, doc_indptr: np.ndarray,
+                                   query_cut: int, heap_factor: float, sort_first: bool, direct_postings: int,
+                                   doc_indptr: np.ndarray,
                                    doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                                    block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
@@ -353,6 +366,7 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
     for qi in range(n_queries):
         lo, hi = q_indptr[qi], q_indptr[qi + 1]
         _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
+                                  direct_postings,
                               doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
                               block_scale, posting_docs, list_segment_indptr, bucket_indptr,
                               summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,

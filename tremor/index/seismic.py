@@ -64,6 +64,10 @@ def default_approximate_threshold() -> int:
 DEFAULT_APPROXIMATE_THRESHOLD = default_approximate_threshold()
 # search parameters that ask for a particular approximate search (the threshold then does not apply unless given)
 APPROXIMATE_SETTINGS = ("query_cut", "heap_factor", "n_knn", "preset")
+# a posting list of at most this many postings is scored without its summaries: looking the query up in a summary
+# costs about as much as scoring a few documents, and scoring them is exact; the rare terms a query is cut to have short
+# lists, and the small segments of a live index hold many (measured: scripts/bench_live.py, BENCHMARKS.md)
+DIRECT_POSTINGS = 16
 # κ-NN graph construction searches every document with these settings (as the CIKM 2024 paper does)
 KNN_QUERY_CUT = 10
 KNN_HEAP_FACTOR = 0.7
@@ -116,6 +120,7 @@ class SeismicIndex:
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
+                                       "direct_postings": DIRECT_POSTINGS,
                                        "approximate_threshold": DEFAULT_APPROXIMATE_THRESHOLD, "preset": None}
 
     def __init__(self, arrays: dict[str, np.ndarray], params: dict, vocab_size: int,
@@ -376,10 +381,12 @@ class SeismicIndex:
         with (-inf, -1). Search parameters: ``query_cut`` (query terms whose lists are visited), ``heap_factor``
         (skip a block when its summary score < heap_factor × the k-th best score so far), ``n_knn`` (neighbours of
         each result to score, SeismicWave; needs an index built with knn > 0), ``sort_first`` (visit the first
-        list's blocks by decreasing summary score), ``approximate_threshold`` (an index of fewer documents is scored
-        exactly), ``preset`` (a named (query_cut, heap_factor) setting, see ``tremor.index.seismic_presets``;
-        parameters given explicitly override it); k is clamped to the document count. ``allow``: an optional
-        boolean mask over the documents; only those may come back (see ``tremor.index.filtered``)."""
+        list's blocks by decreasing summary score), ``direct_postings`` (a list of at most this many postings is
+        scored without its summaries: exact, and as cheap as reading them; 0: never), ``approximate_threshold`` (an
+        index of fewer documents is scored exactly), ``preset`` (a named (query_cut, heap_factor) setting, see
+        ``tremor.index.seismic_presets``; parameters given explicitly override it); k is clamped to the document
+        count. ``allow``: an optional boolean mask over the documents; only those may come back (see
+        ``tremor.index.filtered``)."""
         k = check_search_args(queries, k, self.vocab_size, self.vocab_id, self.n_docs)
         try:
             key = tuple(search_params.items())
@@ -407,7 +414,7 @@ class SeismicIndex:
         n_queries = len(queries)
         if doc_filter.n_allowed == 0:
             return pad_results(n_queries, k)
-        query_cut, heap_factor, n_knn, sort_first = checked
+        query_cut, heap_factor, n_knn, sort_first, direct_postings = checked
         if doc_filter.use_subset(k):
             scores, docs = pad_results(n_queries, k)
             short = np.arange(n_queries, dtype=np.int64)
@@ -417,11 +424,13 @@ class SeismicIndex:
                 q_dense, _, visited_docs, block_codes, block_weight, block_order = self._thread_scratch()
                 scores, docs = kernels.search_serial(
                     queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
+                    direct_postings,
                     *self._index_arrays(), q_dense, words.copy(), visited_docs, block_codes, block_weight,
                     block_order, words)
             else:
                 scores, docs = kernels.search_parallel(
                     queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor, n_knn, sort_first,
+                    direct_postings,
                     *self._index_arrays(), max(self.max_blocks, 1), min(n_queries, numba.get_num_threads()), words)
             if 2 * doc_filter.n_allowed > self.n_docs:
                 return scores, docs
@@ -461,9 +470,9 @@ class SeismicIndex:
             raise QueryError(f"approximate_threshold must be an integer >= 0 (got {value!r}; 0: always approximate)")
         return int(value)
 
-    def _check_search_params(self, search_params: dict) -> tuple[int, float, int, bool]:
-        """(query_cut, heap_factor, n_knn, sort_first) from the caller's parameters over the preset named by
-        ``preset`` (if any) over the defaults, or QueryError."""
+    def _check_search_params(self, search_params: dict) -> tuple[int, float, int, bool, int]:
+        """(query_cut, heap_factor, n_knn, sort_first, direct_postings) from the caller's parameters over the preset
+        named by ``preset`` (if any) over the defaults, or QueryError."""
         from tremor.index.seismic_presets import preset_params
 
         unknown = sorted(set(search_params) - set(self.SEARCH_DEFAULTS))
@@ -480,15 +489,21 @@ class SeismicIndex:
             raise QueryError(f"n_knn must be an integer >= 0 (got {n_knn!r})")
         if n_knn > 0 and self.knn_width == 0:
             raise QueryError("n_knn > 0 needs an index built with a κ-NN graph (build parameter knn, e.g. knn=10)")
-        return int(query_cut), float(heap_factor), int(n_knn), bool(p["sort_first"])
+        direct = p["direct_postings"]
+        if not isinstance(direct, (int, np.integer)) or isinstance(direct, bool) or direct < 0:
+            raise QueryError(f"direct_postings must be an integer >= 0 (got {direct!r}; 0: every list through its "
+                             "summaries)")
+        return int(query_cut), float(heap_factor), int(n_knn), bool(p["sort_first"]), int(direct)
 
     def _search_arrays(self, queries: SparseVectors, k: int, query_cut: int, heap_factor: float, n_knn: int,
-                       sort_first: bool) -> tuple[np.ndarray, np.ndarray]:
+                       sort_first: bool, direct_postings: int = DIRECT_POSTINGS) -> tuple[np.ndarray, np.ndarray]:
         if len(queries) == 1 or numba.get_num_threads() == 1:
             return kernels.search_serial(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
-                                         n_knn, sort_first, *self._index_arrays(), *self._thread_scratch())
+                                         n_knn, sort_first, direct_postings, *self._index_arrays(),
+                                         *self._thread_scratch())
         return kernels.search_parallel(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
-                                       n_knn, sort_first, *self._index_arrays(), max(self.max_blocks, 1),
+                                       n_knn, sort_first, direct_postings, *self._index_arrays(),
+                                       max(self.max_blocks, 1),
                                        min(len(queries), numba.get_num_threads()))
 
     def _index_arrays(self) -> tuple:

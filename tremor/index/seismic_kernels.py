@@ -713,10 +713,11 @@ OFFSETS_AHEAD = 7  # ... and for their offsets (needed to find the vectors)
 BOUND_SLACK = np.float32(1.0 + 1e-5)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+# not inlined: numba's inliner refuses a callee with this many arguments, and one call per query costs nothing
+@numba.njit(cache=True, nogil=True)
 def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                 sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
-                 list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
+                 sort_first: bool, direct_postings: int, doc_indptr: np.ndarray, doc_components: np.ndarray,
+                 doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
                  block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
                  bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
                  n_bucket: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
@@ -741,6 +742,12 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
         first_block = list_block_indptr[term]
         n_blocks = list_block_indptr[term + 1] - first_block
         if n_blocks == 0:
+            continue
+        if block_indptr[first_block + n_blocks] - block_indptr[first_block] <= direct_postings:
+            for blk in range(n_blocks):
+                size, n_visited = _score_block(first_block + blk, k, size, n_visited, posting_docs, block_indptr,
+                                               doc_indptr, doc_components, doc_values, q_dense, visited,
+                                               visited_docs, heap_scores, heap_docs)
             continue
         # summary scores of this list's blocks: the query against each block's quantized summary
         first_segment = list_segment_indptr[term]
@@ -783,8 +790,8 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
 
 @numba.njit(cache=True, nogil=True)
 def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int, heap_factor: float,
-                n_knn: int, sort_first: bool, doc_indptr: np.ndarray, doc_components: np.ndarray,
-                doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
+                doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
                 list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
                 summary_codes: np.ndarray, n_bucket: int, knn: np.ndarray, list_max: np.ndarray,
@@ -800,8 +807,9 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
     list holds the larger value: it can add the most to a score, so visiting it first fills the heap with strong
     documents sooner), score the list's block summaries against the whole query,
     skip a block when the heap holds k documents and summary score < heap_factor × the heap's minimum, and otherwise
-    score the block's unseen documents exactly. With ``n_knn`` > 0 the results are then expanded through each
-    result's nearest neighbours (SeismicWave)."""
+    score the block's unseen documents exactly. A list of at most ``direct_postings`` postings is scored without its
+    summaries (looking the query up in them costs about as much as scoring a few documents). With ``n_knn`` > 0 the
+    results are then expanded through each result's nearest neighbours (SeismicWave)."""
     n_terms = list_block_indptr.shape[0] - 1
     n_q = q_indices.shape[0]
     if n_q == 0:
@@ -809,8 +817,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = q_values[p]
-    size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, doc_indptr,
-                                   doc_components, doc_values, list_block_indptr, block_indptr, block_min,
+    size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, direct_postings,
+                                   doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
                                    block_scale, posting_docs, list_segment_indptr, bucket_indptr,
                                    summary_keys, summary_codes, n_bucket, list_max, q_dense, visited,
                                    visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs, 0, 0)
@@ -839,7 +847,7 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
 
 @numba.njit(cache=True, nogil=True)
 def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
-                  heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
+                  heap_factor: float, n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
                   doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                   posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
@@ -857,7 +865,8 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
     for qi in range(n_queries):
         s = q_indptr[qi]
         e = q_indptr[qi + 1]
-        _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
+        _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, direct_postings,
+                    doc_indptr,
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                     posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket,
                     knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
@@ -867,7 +876,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: int,
-                    heap_factor: float, n_knn: int, sort_first: bool, doc_indptr: np.ndarray,
+                    heap_factor: float, n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
                     doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                     posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
@@ -895,7 +904,8 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
         for qi in range(chunk, n_queries, n_chunks):
             s = q_indptr[qi]
             e = q_indptr[qi + 1]
-            _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, doc_indptr,
+            _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, direct_postings,
+                    doc_indptr,
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
                         posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes,
                         n_bucket, knn, list_max, q_dense, visited, visited_docs, block_codes,

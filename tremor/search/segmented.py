@@ -144,14 +144,14 @@ class SegmentedIndex:
         check_search_args(queries, k, self.vocab_size, self.vocab_id)
         if self._seismic_args is None:
             self._seismic_args = concat_seismic_segments(self.indexes, self.deleted)
-        query_cut, heap_factor, _, sort_first = checked
+        query_cut, heap_factor, _, sort_first, direct_postings = checked
         n_chunks = max(1, min(len(queries), numba.get_num_threads()))
         if n_chunks == 1:
             return search_seismic_segments_serial(queries.indptr, queries.indices, queries.values, k, query_cut,
-                                                  heap_factor, sort_first, *self._seismic_args[:-1],
+                                                  heap_factor, sort_first, direct_postings, *self._seismic_args[:-1],
                                                   *self._seismic_scratch())
         return search_seismic_segments(queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
-                                       sort_first, *self._seismic_args, n_chunks)
+                                       sort_first, direct_postings, *self._seismic_args, n_chunks)
 
     def _seismic_scratch(self) -> tuple:
         """This thread's scratch arrays for the serial Seismic kernel (it leaves them as it found them)."""
