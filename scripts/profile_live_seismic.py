@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from bench_live import interpolated_ms  # scripts/ is on the path when this script runs
 
 from tremor.eval import load_dataset
 from tremor.eval.report import write_text_atomic
@@ -56,17 +57,6 @@ def reads_per_query(index, queries, query_cut: int, threshold: int) -> dict:
                            last - first, postings, short, (last - first) * short)
     keys = ("summary_chunks", "blocks", "postings", "short_lists", "blocks_in_short_lists")
     return {key: round(float(v) / len(queries), 2) for key, v in zip(keys, totals, strict=True)}
-
-
-def interpolated(points: list[tuple[float, float]], target: float) -> float | None:
-    """Latency at ``target`` recall on the lower envelope of (recall, ms) points (straight lines between them)."""
-    best = min((ms for recall, ms in points if recall >= target), default=None)
-    for high_recall, high_ms in points:
-        for low_recall, low_ms in points:
-            if high_recall > target > low_recall:
-                ms = low_ms + (high_ms - low_ms) * (target - low_recall) / (high_recall - low_recall)
-                best = ms if best is None else min(best, ms)
-    return best
 
 
 def main() -> None:
@@ -109,8 +99,7 @@ def main() -> None:
         report["grid"].append(row)
         print(json.dumps(row), flush=True)
     for t in THRESHOLDS:
-        at = {name: interpolated([(g[f"recall_{name}_{t}"], g[f"ms_{name}_{t}"]) for g in report["grid"]],
-                                 RECALL_TARGET) for name in searchers}
+        at = {name: interpolated_ms(report["grid"], f"{name}_{t}", RECALL_TARGET) for name in searchers}
         report["at_recall"][str(t)] = {**{f"ms_{k}": v and round(v, 5) for k, v in at.items()},
                                        "ratio": round(at["segments"] / at["merged"], 3) if all(at.values()) else None}
         report["reads"][str(t)] = {name: reads_per_query(searcher.index, vectors, 5, t)
