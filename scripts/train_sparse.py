@@ -455,15 +455,23 @@ def learning_curves(names: list[str]) -> None:
         window = 10 if len(history) < 500 else 50
         loss_ax.plot(steps, smoothed(history, "rank", window), label=name)
         nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name, linewidth=0.6)
-    loss_ax.set(xlabel="step", ylabel=f"KL to the ensemble teacher ({window}-step mean)")
+    loss_ax.set(xlabel="step", ylabel=f"ranking loss: KL, or CE for loss contrastive ({window}-step mean)")
     nnz_ax.set(xlabel="step", ylabel="active terms per training document")
     loss_ax.legend()
     if with_dev:
+        twin = None
         for name in with_dev:
             dev = json.loads((OUT / name / "dev.json").read_text())
             points = sorted((int(k.split("-")[1]), v["ndcg@10"]) for k, v in dev.items())
-            axes[2].plot(*zip(*points, strict=True), marker="o", label=name)
-        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10")
+            line = axes[2].plot(*zip(*points, strict=True), marker="o", label=name)[0]
+            held = sorted((int(k.split("-")[1]), v["sets"]["scifact-holdout"]) for k, v in dev.items()
+                          if "scifact-holdout" in v.get("sets", {}))
+            if held:  # the second dev set, on the right-hand axis
+                twin = twin or axes[2].twinx()
+                twin.plot(*zip(*held, strict=True), marker="s", linestyle="--", color=line.get_color(),
+                          label=f"{name} (scifact held-out)")
+                twin.set(ylabel="scifact held-out train queries nDCG@10 (dashed)")
+        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10 (solid)")
         axes[2].legend()
         for name in with_dev:  # quality against sparsity: regularizers compared at matched document non-zeros
             dev = json.loads((OUT / name / "dev.json").read_text())
