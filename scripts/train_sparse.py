@@ -169,6 +169,28 @@ def prepare(args: argparse.Namespace) -> None:
     print(f"wrote {len(examples)} examples to {OUT / 'examples.jsonl'}")
 
 
+def pseudo(args: argparse.Namespace) -> None:
+    """Title pseudo-queries over both corpora: a document's title (>= 4 words) as the query for its own text (title
+    removed), with BM25 hard negatives from ``--vectors-cache``'s BM25 indexes (or ones built here). Corpus text only,
+    no judgements; no teacher scores, so only for ``train --loss contrastive --titles N``."""
+    from tremor.encoders.training.data import title_pairs
+
+    examples: list[Example] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in DATASETS:
+            root = DATA / name
+            index_dir = Path(args.vectors_cache) / f"{name}-bm25" if args.vectors_cache else \
+                tremor.build_index(root, Path(tmp) / name, progress=False)
+            searcher = tremor.Searcher.load(index_dir)
+            pairs = title_pairs(list(tremor.read_documents(root)))
+            mined = mine_negatives(pairs, searcher, n_negatives=args.negatives, depth=args.depth)
+            print(f"{name}: {len(mined)} title pseudo-queries", flush=True)
+            examples.extend(mined)
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_examples(OUT / "examples-titles.jsonl", examples)
+    print(f"wrote {len(examples)} examples to {OUT / 'examples-titles.jsonl'}")
+
+
 def combined_teacher(example: Example, scale: float) -> list[float]:
     """The ensemble target of one example: dense and BM25 scores min-max normalized per query, averaged, scaled."""
     combined = ensemble_teacher([torch.tensor([example.teachers["dense"]]), torch.tensor([example.teachers["bm25"]])],
@@ -207,6 +229,9 @@ def train(args: argparse.Namespace) -> None:
         kept = [e for e in examples if not (e.source.startswith("scifact") and e.query in held)]
         print(f"held out {len(held)} scifact train queries ({len(examples) - len(kept)} examples) for validation")
         examples = kept
+    if args.titles:
+        titles = load_examples(OUT / "examples-titles.jsonl")
+        examples += random.Random(args.seed).sample(titles, min(args.titles, len(titles)))
     if args.repeat:
         times = {k: int(v) for k, v in (item.split("=") for item in args.repeat.split(","))}
         examples = [e for e in examples for _ in range(times.get(e.source.split("/")[0], 1))]
@@ -216,6 +241,8 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     student = make_student(args.kind, args.max_length, args.backbone)
+    if args.init:  # start from a trained model directory (e.g. a selected snapshot) instead of the backbone
+        student.model = load_mlm_backbone(args.init)[0]
     student.saved_document_max_length = args.model_max_length or None  # what model directories record
     if args.freeze_output_bias:
         student.freeze_output_bias()
@@ -502,6 +529,10 @@ def main() -> None:
     p.add_argument("--vectors-cache", help="folder with <dataset>-bm25 (with dense) and <dataset>-docs (splade-tiny)")
     p.add_argument("--negatives", type=int, default=7)
     p.add_argument("--depth", type=int, default=50)
+    ps = commands.add_parser("pseudo")
+    ps.add_argument("--vectors-cache", help="folder with <dataset>-bm25 indexes")
+    ps.add_argument("--negatives", type=int, default=7)
+    ps.add_argument("--depth", type=int, default=50)
     t = commands.add_parser("train")
     t.add_argument("--kind", choices=("splade", "inference_free"), required=True)
     t.add_argument("--name", required=True)
@@ -518,6 +549,8 @@ def main() -> None:
                    help="temperature of the --contrastive term (default: --temperature)")
     t.add_argument("--contrastive-sources", default="",
                    help="apply the --contrastive term only to these collections' examples, e.g. scifact")
+    t.add_argument("--titles", type=int, default=0, help="add this many title pseudo-queries (from `pseudo`)")
+    t.add_argument("--init", default="", help="start from this model directory instead of the backbone")
     t.add_argument("--repeat", default="", help="repeat a collection's examples, e.g. scifact=3 (sampling weight)")
     t.add_argument("--holdout-scifact", type=int, default=0,
                    help="set aside this many scifact train queries (scifact_holdout) for `validate --dev both`")
@@ -556,13 +589,13 @@ def main() -> None:
     e.add_argument("--indexes", help="evaluate prebuilt <dataset>-splade-exact indexes in this folder instead")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", help="result folders to tabulate (default: all of the backbone's)")
-    for command in (p, t, v, e, r):
+    for command in (p, ps, t, v, e, r):
         command.add_argument("--backbone", choices=BACKBONES, default="minilm")
     args = parser.parse_args()
     use_backbone(args.backbone)
     if args.command == "evaluate" and not (args.name or args.untrained or args.indexes):
         sys.exit("evaluate needs --name, --untrained or --indexes")
-    {"prepare": prepare, "train": train, "validate": validate, "evaluate": evaluate,
+    {"prepare": prepare, "pseudo": pseudo, "train": train, "validate": validate, "evaluate": evaluate,
      "report": report}[args.command](args)
 
 
