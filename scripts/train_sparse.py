@@ -85,6 +85,13 @@ def corpus_idf(tokenizer, vocab_size: int) -> np.ndarray:
     return compute_idf(texts, tokenizer, vocab_size)
 
 
+def scifact_holdout(n: int, seed: int = 13) -> list[str]:
+    """``n`` scifact *train* query ids set aside as a second dev set (a fixed sample, the same for training and
+    validation); scifact has no dev split and its test queries are never used for selection."""
+    ids = sorted(tremor.read_qrels(DATA / "scifact", "train"))
+    return sorted(random.Random(seed).sample(ids, n)) if n else []
+
+
 # ------------------------------------------------------------------------------------------------------ prepare
 def sample_pairs(pairs: list, max_pairs: int, per_query: int, rng: random.Random) -> list:
     """At most ``per_query`` judged pairs per query, at most ``max_pairs`` in all (nfcorpus has ~110k)."""
@@ -162,6 +169,28 @@ def prepare(args: argparse.Namespace) -> None:
     print(f"wrote {len(examples)} examples to {OUT / 'examples.jsonl'}")
 
 
+def pseudo(args: argparse.Namespace) -> None:
+    """Title pseudo-queries over both corpora: a document's title (>= 4 words) as the query for its own text (title
+    removed), with BM25 hard negatives from ``--vectors-cache``'s BM25 indexes (or ones built here). Corpus text only,
+    no judgements; no teacher scores, so only for ``train --loss contrastive --titles N``."""
+    from tremor.encoders.training.data import title_pairs
+
+    examples: list[Example] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in DATASETS:
+            root = DATA / name
+            index_dir = Path(args.vectors_cache) / f"{name}-bm25" if args.vectors_cache else \
+                tremor.build_index(root, Path(tmp) / name, progress=False)
+            searcher = tremor.Searcher.load(index_dir)
+            pairs = title_pairs(list(tremor.read_documents(root)))
+            mined = mine_negatives(pairs, searcher, n_negatives=args.negatives, depth=args.depth)
+            print(f"{name}: {len(mined)} title pseudo-queries", flush=True)
+            examples.extend(mined)
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_examples(OUT / "examples-titles.jsonl", examples)
+    print(f"wrote {len(examples)} examples to {OUT / 'examples-titles.jsonl'}")
+
+
 def combined_teacher(example: Example, scale: float) -> list[float]:
     """The ensemble target of one example: dense and BM25 scores min-max normalized per query, averaged, scaled."""
     combined = ensemble_teacher([torch.tensor([example.teachers["dense"]]), torch.tensor([example.teachers["bm25"]])],
@@ -195,17 +224,33 @@ def train(args: argparse.Namespace) -> None:
             example.teacher_scores = combined_teacher(example, args.teacher_scale)
     if args.sources:
         examples = [e for e in examples if e.source.split("/")[0] in args.sources.split(",")]
+    if args.holdout_scifact:
+        held = {q.text for q in tremor.read_queries(DATA / "scifact", ids=set(scifact_holdout(args.holdout_scifact)))}
+        kept = [e for e in examples if not (e.source.startswith("scifact") and e.query in held)]
+        print(f"held out {len(held)} scifact train queries ({len(examples) - len(kept)} examples) for validation")
+        examples = kept
+    if args.titles:
+        titles = load_examples(OUT / "examples-titles.jsonl")
+        examples += random.Random(args.seed).sample(titles, min(args.titles, len(titles)))
+    if args.repeat:
+        times = {k: int(v) for k, v in (item.split("=") for item in args.repeat.split(","))}
+        examples = [e for e in examples for _ in range(times.get(e.source.split("/")[0], 1))]
     corpus = {}
     for name in DATASETS:
         corpus.update(load_corpus(DATA / name))
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     student = make_student(args.kind, args.max_length, args.backbone)
+    if args.init:  # start from a trained model directory (e.g. a selected snapshot) instead of the backbone
+        student.model = load_mlm_backbone(args.init)[0]
     student.saved_document_max_length = args.model_max_length or None  # what model directories record
     if args.freeze_output_bias:
         student.freeze_output_bias()
     config = TrainConfig(steps=args.steps, queries_per_batch=args.batch, learning_rate=args.lr,
                          lr_warmup_steps=max(1, args.steps // 10), loss=args.loss, in_batch_weight=args.in_batch,
+                         contrastive_weight=args.contrastive, temperature=args.temperature,
+                         contrastive_temperature=args.contrastive_temperature,
+                         contrastive_sources=tuple(filter(None, args.contrastive_sources.split(","))),
                          regularizer=args.regularizer, doc_reg_weight=args.doc_reg, query_reg_weight=args.query_reg,
                          reg_warmup_steps=max(1, args.steps // 3), checkpoint_every=args.checkpoint_every,
                          snapshot_every=args.snapshot_every, seed=args.seed)
@@ -223,64 +268,100 @@ def train(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- validate
-def validate(args: argparse.Namespace) -> None:
-    """nfcorpus *dev* nDCG@10 of each model snapshot of a run (and its final model), for choosing a training length
-    without test queries. Documents go through the student's own pooling (the same function as training, no
-    gradient) at the training length, queries through the IDF table or the model; exact top 1,000, query ids removed.
-    ``--select`` copies the best snapshot to ``<name>/model`` (the directory `evaluate` and `tremor eval` load)."""
-    import shutil
+def dev_sets(which: str, holdout: int) -> list[tuple[str, list, list, dict]]:
+    """(name, documents, queries, qrels) of each dev set: nfcorpus dev, and the held-out scifact train queries
+    (``--holdout-scifact`` of the run) over the scifact corpus. Never test queries."""
+    sets = []
+    if which in ("nfcorpus", "both"):
+        root = DATA / "nfcorpus"
+        qrels = tremor.read_qrels(root, "dev")
+        sets.append(("nfcorpus-dev", list(tremor.read_documents(root)), tremor.read_queries(root, ids=set(qrels)),
+                     qrels))
+    if which in ("scifact", "both"):
+        if not holdout:
+            sys.exit("the scifact dev set needs a run trained with --holdout-scifact N")
+        root = DATA / "scifact"
+        held = set(scifact_holdout(holdout))
+        qrels = {q: r for q, r in tremor.read_qrels(root, "train").items() if q in held}
+        sets.append(("scifact-holdout", list(tremor.read_documents(root)), tremor.read_queries(root, ids=held),
+                     qrels))
+    return sets
 
+
+def dev_score(student, documents: list, queries: list, qrels: dict) -> tuple[float, float]:
+    """nDCG@10 of the student on one dev set (exact top 1,000, query ids removed) and its mean document non-zeros."""
     import ir_measures
     import scipy.sparse as sp
     from ir_measures import nDCG
+
+    rows = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for start in range(0, len(documents), 32):
+            chunk = documents[start:start + 32]
+            rows.append(sp.csr_matrix(student.document_representations([d.full_text for d in chunk]).numpy()))
+        query_matrix = sp.csr_matrix(student.query_representations([q.text for q in queries]).float().numpy())
+    scores = (query_matrix @ sp.vstack(rows).T).toarray()
+    run = {}
+    for q, row in zip(queries, scores, strict=True):
+        top = np.argsort(-row)[:1001]
+        run[q.id] = {documents[i].id: float(row[i]) for i in top if documents[i].id != q.id}
+    ndcg = ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+    return ndcg, float(np.mean([r.getnnz(axis=1).mean() for r in rows]))
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Dev nDCG@10 of each model snapshot of a run (and its final model), for choosing a training length without
+    test queries: nfcorpus dev, and with ``--dev both`` also the scifact train queries the run held out (selection
+    then uses the mean of the two). Documents go through the student's own pooling (the same function as training,
+    no gradient) at the training length, queries through the IDF table or the model. ``--select`` copies the best
+    snapshot to ``<name>/model`` (the directory `evaluate` and `tremor eval` load)."""
+    import shutil
 
     run_dir = OUT / args.name
     settings = json.loads((run_dir / "train_config.json").read_text()) if (run_dir / "train_config.json").is_file() \
         else {}
     length = args.max_length or settings.get("max_length", 128)
-    root = DATA / "nfcorpus"
-    qrels = tremor.read_qrels(root, "dev")
-    queries = tremor.read_queries(root, ids=set(qrels))
-    documents = list(tremor.read_documents(root))
+    sets = dev_sets(args.dev, settings.get("holdout_scifact", 0))
     candidates = sorted((run_dir / "snapshots").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     if (run_dir / "model").is_dir() and not (run_dir / "selected.json").is_file():
         candidates.append(run_dir / "model")
     if args.untrained:
         candidates = [None]
+    if args.only:
+        candidates = [p for p in candidates if p is not None and p.name in args.only.split(",")]
     torch.set_num_threads(args.threads or torch.get_num_threads())
     results = json.loads((run_dir / "dev.json").read_text()) if (run_dir / "dev.json").is_file() else {}
     for path in candidates:
         label = "step-0" if path is None else (path.name if path.name != "model" else f"step-{settings['steps']}")
-        if label in results:
+        if label in results and all(name in results[label].get("sets", {"nfcorpus-dev": 0}) for name, *_ in sets):
             continue
         kind = args.untrained or args.kind or settings["kind"]
         student = make_student(kind, length, args.backbone)
         if path is not None:
             student.model = load_mlm_backbone(path)[0]
         student.eval()
-        rows = []
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            for start in range(0, len(documents), 32):
-                chunk = documents[start:start + 32]
-                rows.append(sp.csr_matrix(student.document_representations([d.full_text for d in chunk]).numpy()))
-            query_matrix = sp.csr_matrix(student.query_representations([q.text for q in queries]).float().numpy())
-        scores = (query_matrix @ sp.vstack(rows).T).toarray()
-        run = {}
-        for q, row in zip(queries, scores, strict=True):
-            top = np.argsort(-row)[:1001]
-            run[q.id] = {documents[i].id: float(row[i]) for i in top if documents[i].id != q.id}
-        ndcg = ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
-        nnz = float(np.mean([r.getnnz(axis=1).mean() for r in rows]))
-        results[label] = {"ndcg@10": ndcg, "doc_nnz": nnz, "path": str(path.relative_to(run_dir)) if path else None}
-        print(f"{args.name} {label}: nfcorpus dev nDCG@10 {ndcg:.4f}, {nnz:.0f} active terms per document", flush=True)
+        scored = {}
+        for name, documents, queries, qrels in sets:
+            scored[name], nnz = dev_score(student, documents, queries, qrels)
+            if name == "nfcorpus-dev":
+                nfcorpus_nnz = nnz
+        entry = {"sets": scored, "select": float(np.mean(list(scored.values()))),
+                 "path": str(path.relative_to(run_dir)) if path else None}
+        if "nfcorpus-dev" in scored:  # the fields the learning curves plot
+            entry.update({"ndcg@10": scored["nfcorpus-dev"], "doc_nnz": nfcorpus_nnz})
+        results[label] = entry
+        print(f"{args.name} {label}: " + ", ".join(f"{k} nDCG@10 {v:.4f}" for k, v in scored.items())
+              + (f", {entry['doc_nnz']:.0f} active terms per nfcorpus document" if "doc_nnz" in entry else ""),
+              flush=True)
         (run_dir / "dev.json").write_text(json.dumps(results, indent=2))
     if args.select:
-        best = max((k for k in results if results[k]["path"]), key=lambda k: results[k]["ndcg@10"])
+        best = max((k for k in results if results[k]["path"]),
+                   key=lambda k: results[k].get("select", results[k]["ndcg@10"]))
         if results[best]["path"] != "model":
             shutil.rmtree(run_dir / "model", ignore_errors=True)
             shutil.copytree(run_dir / results[best]["path"], run_dir / "model")
         (run_dir / "selected.json").write_text(json.dumps({"selected": best, **results[best]}, indent=2))
-        print(f"{args.name}: selected {best} (nfcorpus dev nDCG@10 {results[best]['ndcg@10']:.4f})")
+        print(f"{args.name}: selected {best} (dev {results[best].get('select', results[best]['ndcg@10']):.4f})")
 
 
 # ----------------------------------------------------------------------------------------------------- evaluate
@@ -401,15 +482,23 @@ def learning_curves(names: list[str]) -> None:
         window = 10 if len(history) < 500 else 50
         loss_ax.plot(steps, smoothed(history, "rank", window), label=name)
         nnz_ax.plot(steps, [h["doc_nnz"] for h in history], label=name, linewidth=0.6)
-    loss_ax.set(xlabel="step", ylabel=f"KL to the ensemble teacher ({window}-step mean)")
+    loss_ax.set(xlabel="step", ylabel=f"ranking loss: KL, or CE for loss contrastive ({window}-step mean)")
     nnz_ax.set(xlabel="step", ylabel="active terms per training document")
     loss_ax.legend()
     if with_dev:
+        twin = None
         for name in with_dev:
             dev = json.loads((OUT / name / "dev.json").read_text())
             points = sorted((int(k.split("-")[1]), v["ndcg@10"]) for k, v in dev.items())
-            axes[2].plot(*zip(*points, strict=True), marker="o", label=name)
-        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10")
+            line = axes[2].plot(*zip(*points, strict=True), marker="o", label=name)[0]
+            held = sorted((int(k.split("-")[1]), v["sets"]["scifact-holdout"]) for k, v in dev.items()
+                          if "scifact-holdout" in v.get("sets", {}))
+            if held:  # the second dev set, on the right-hand axis
+                twin = twin or axes[2].twinx()
+                twin.plot(*zip(*held, strict=True), marker="s", linestyle="--", color=line.get_color(),
+                          label=f"{name} (scifact held-out)")
+                twin.set(ylabel="scifact held-out train queries nDCG@10 (dashed)")
+        axes[2].set(xlabel="step", ylabel="nfcorpus dev nDCG@10 (solid)")
         axes[2].legend()
         for name in with_dev:  # quality against sparsity: regularizers compared at matched document non-zeros
             dev = json.loads((OUT / name / "dev.json").read_text())
@@ -440,6 +529,10 @@ def main() -> None:
     p.add_argument("--vectors-cache", help="folder with <dataset>-bm25 (with dense) and <dataset>-docs (splade-tiny)")
     p.add_argument("--negatives", type=int, default=7)
     p.add_argument("--depth", type=int, default=50)
+    ps = commands.add_parser("pseudo")
+    ps.add_argument("--vectors-cache", help="folder with <dataset>-bm25 indexes")
+    ps.add_argument("--negatives", type=int, default=7)
+    ps.add_argument("--depth", type=int, default=50)
     t = commands.add_parser("train")
     t.add_argument("--kind", choices=("splade", "inference_free"), required=True)
     t.add_argument("--name", required=True)
@@ -449,6 +542,18 @@ def main() -> None:
     t.add_argument("--batch", type=int, default=4, help="queries per batch (each with 1 positive + 7 negatives)")
     t.add_argument("--lr", type=float, default=5e-5)
     t.add_argument("--in-batch", type=float, default=0.0)
+    t.add_argument("--contrastive", type=float, default=0.0,
+                   help="add this weight times the cross-entropy of the judged positive over its candidates")
+    t.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the ranking losses")
+    t.add_argument("--contrastive-temperature", type=float, default=0.0,
+                   help="temperature of the --contrastive term (default: --temperature)")
+    t.add_argument("--contrastive-sources", default="",
+                   help="apply the --contrastive term only to these collections' examples, e.g. scifact")
+    t.add_argument("--titles", type=int, default=0, help="add this many title pseudo-queries (from `pseudo`)")
+    t.add_argument("--init", default="", help="start from this model directory instead of the backbone")
+    t.add_argument("--repeat", default="", help="repeat a collection's examples, e.g. scifact=3 (sampling weight)")
+    t.add_argument("--holdout-scifact", type=int, default=0,
+                   help="set aside this many scifact train queries (scifact_holdout) for `validate --dev both`")
     t.add_argument("--doc-reg", type=float, default=1e-3)
     t.add_argument("--query-reg", type=float, default=1e-3)
     t.add_argument("--max-length", type=int, default=256)
@@ -472,6 +577,9 @@ def main() -> None:
     v.add_argument("--select", action="store_true", help="copy the best snapshot to <name>/model")
     v.add_argument("--kind", choices=("splade", "inference_free"), help="the run's kind (default: its train_config)")
     v.add_argument("--threads", type=int, default=0)
+    v.add_argument("--dev", choices=("nfcorpus", "scifact", "both"), default="nfcorpus",
+                   help="dev sets: nfcorpus dev, the run's held-out scifact train queries, or both")
+    v.add_argument("--only", default="", help="validate only these snapshots, e.g. step-250,step-500")
     e = commands.add_parser("evaluate")
     e.add_argument("--name")
     e.add_argument("--untrained", choices=("splade", "inference_free"), help="evaluate the untrained backbone")
@@ -481,13 +589,13 @@ def main() -> None:
     e.add_argument("--indexes", help="evaluate prebuilt <dataset>-splade-exact indexes in this folder instead")
     r = commands.add_parser("report")
     r.add_argument("systems", nargs="*", help="result folders to tabulate (default: all of the backbone's)")
-    for command in (p, t, v, e, r):
+    for command in (p, ps, t, v, e, r):
         command.add_argument("--backbone", choices=BACKBONES, default="minilm")
     args = parser.parse_args()
     use_backbone(args.backbone)
     if args.command == "evaluate" and not (args.name or args.untrained or args.indexes):
         sys.exit("evaluate needs --name, --untrained or --indexes")
-    {"prepare": prepare, "train": train, "validate": validate, "evaluate": evaluate,
+    {"prepare": prepare, "pseudo": pseudo, "train": train, "validate": validate, "evaluate": evaluate,
      "report": report}[args.command](args)
 
 

@@ -79,8 +79,33 @@ def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
     assert [h["step"] for h in state.history] == [1, 2, 3]
 
 
+def test_contrastive_term_added_to_distillation(tmp_path):
+    """kl + contrastive_weight·CE: both terms are logged, the CE term is the weighted cross-entropy of the judged
+    positive, and with teacher scores that rank a negative first the combined loss still raises the positive."""
+    examples = [Example(e.query, e.positive, e.negatives, teacher_scores=list(reversed(e.teacher_scores)),
+                        source="toy/train") for e in EXAMPLES]  # teachers that prefer the last negative
+    config = TrainConfig(steps=4, queries_per_batch=len(examples), learning_rate=5e-3, lr_warmup_steps=0,
+                         contrastive_weight=3.0, doc_reg_weight=0.0, query_reg_weight=0.0, checkpoint_every=10,
+                         bf16=False)
+    trainer = Trainer(student(tmp_path, "splade"), examples, CORPUS, config, tmp_path / "run")
+    batch = trainer._batch(0)
+    parts = trainer._losses(batch, 0)
+    assert set(parts) >= {"rank", "contrastive"}
+    plain = Trainer(trainer.model, examples, CORPUS, TrainConfig(**{**config.__dict__, "contrastive_weight": 0.0}),
+                    tmp_path / "plain")
+    assert "contrastive" not in plain._losses(batch, 0)
+    only = Trainer(trainer.model, examples, CORPUS,
+                   TrainConfig(**{**config.__dict__, "contrastive_sources": ("scifact",)}), tmp_path / "only")
+    assert only._losses(batch, 0)["contrastive"].item() == 0.0  # no example of that source in the batch
+    state = trainer.train(progress=False)
+    assert all(np.isfinite(h["contrastive"]) for h in state.history)
+    assert state.history[1]["contrastive"] < state.history[0]["contrastive"]
+
+
 def test_configuration_errors_are_clear(tmp_path):
     splade = student(tmp_path, "splade")
+    with pytest.raises(TremorError, match="already the ranking loss"):
+        Trainer(splade, EXAMPLES, CORPUS, TrainConfig(loss="contrastive", contrastive_weight=1.0), tmp_path / "run")
     with pytest.raises(TremorError, match="inference-free"):
         Trainer(splade, EXAMPLES, CORPUS, TrainConfig(regularizer="idf_flops"), tmp_path / "run")
     with pytest.raises(TremorError, match="teacher scores"):

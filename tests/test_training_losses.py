@@ -5,6 +5,7 @@ import torch
 
 from tremor.encoders.training.ensemble import ensemble_teacher, normalize_per_query
 from tremor.encoders.training.losses import (
+    candidate_cross_entropy,
     flops,
     idf_flops,
     in_batch_contrastive,
@@ -58,6 +59,21 @@ def test_in_batch_contrastive_by_hand():
     # scores: q0 -> [2, 1, 0] (target 0); q1 -> [0, 1, 3] (target 1)
     expected = (-(2 - math.log(math.exp(2) + math.exp(1) + 1)) - (1 - math.log(1 + math.exp(1) + math.exp(3)))) / 2
     assert in_batch_contrastive(queries, docs).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_candidate_cross_entropy_by_hand():
+    scores = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0]])  # the positive is column 0 of each row
+    expected = (-(2 - math.log(math.exp(2) + math.exp(1) + 1)) - (0 - math.log(1 + math.exp(1) + math.exp(3)))) / 2
+    assert candidate_cross_entropy(scores).item() == pytest.approx(expected, rel=1e-6)
+    # temperature divides the scores: T = 2 on these scores equals T = 1 on half of them
+    assert candidate_cross_entropy(scores, 2.0).item() == pytest.approx(candidate_cross_entropy(scores / 2).item())
+    # the gradient raises the positive and lowers the negatives, in proportion to their softmax mass
+    grad_scores = scores.clone().requires_grad_(True)
+    candidate_cross_entropy(grad_scores).backward()
+    assert (grad_scores.grad[:, 0] < 0).all() and (grad_scores.grad[:, 1:] > 0).all()
+    assert grad_scores.grad.sum().item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="negative"):
+        candidate_cross_entropy(torch.tensor([[1.0], [2.0]]))
 
 
 def test_margin_mse_and_kl_by_hand():

@@ -59,6 +59,16 @@ def in_batch_contrastive(query_reps: torch.Tensor, doc_reps: torch.Tensor, tempe
     return F.cross_entropy(scores, torch.arange(n_queries, device=scores.device))
 
 
+def candidate_cross_entropy(scores: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Supervised contrastive loss over each query's own candidates ([Q, C] scores, the judged positive in column 0,
+    hard negatives after it): cross-entropy of the positive under the softmax over the row. Unlike distillation it
+    needs no teacher, so it still teaches where the teachers rank the positive low."""
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError("need [Q, C] scores with the positive and at least one negative per query")
+    targets = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
+    return F.cross_entropy(scores / temperature, targets)
+
+
 def margin_mse(student_pos: torch.Tensor, student_neg: torch.Tensor, teacher_pos: torch.Tensor,
                teacher_neg: torch.Tensor) -> torch.Tensor:
     """MarginMSE (Hofstätter et al., 2020): the student's positive-negative score margin regresses the teacher's."""

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from tremor.corpus import Document
 from tremor.encoders.training.data import Example
 from tremor.encoders.training.losses import (
+    candidate_cross_entropy,
     flops,
     idf_flops,
     in_batch_contrastive,
@@ -63,6 +64,9 @@ class TrainConfig:
     lr_warmup_steps: int = 20
     loss: str = "kl"  # kl | margin_mse | contrastive
     in_batch_weight: float = 0.0  # extra in-batch-negatives contrastive term
+    contrastive_weight: float = 0.0  # extra cross-entropy of the judged positive over its candidates (with kl)
+    contrastive_temperature: float = 0.0  # temperature of that extra term (0: ``temperature``)
+    contrastive_sources: tuple[str, ...] = ()  # only examples whose source starts with one of these (empty: all)
     temperature: float = 1.0
     regularizer: str = "flops"
     doc_reg_weight: float = 1e-3
@@ -96,6 +100,9 @@ class Trainer:
             raise TremorError("no training examples")
         if config.loss in ("kl", "margin_mse") and any(e.teacher_scores is None for e in examples):
             raise TremorError(f"loss '{config.loss}' needs teacher scores on every example; score them first")
+        if config.contrastive_weight > 0 and config.loss == "contrastive":
+            raise TremorError("contrastive_weight adds a contrastive term to a distillation loss (kl, margin_mse); "
+                              "with loss 'contrastive' it is already the ranking loss")
         if config.regularizer not in ("flops", "idf_flops"):
             raise TremorError(f"unknown regularizer '{config.regularizer}'")
         if config.regularizer == "idf_flops" and model.query_idf is None:
@@ -176,11 +183,18 @@ class Trainer:
             teacher_pos = teacher[:, :1].expand(-1, n_candidates - 1)
             out["rank"] = margin_mse(positives, scores[:, 1:], teacher_pos, teacher[:, 1:])
         elif c.loss == "contrastive":
-            out["rank"] = torch.nn.functional.cross_entropy(scores / c.temperature,
-                                                            torch.zeros(n_queries, dtype=torch.long,
-                                                                        device=scores.device))
+            out["rank"] = candidate_cross_entropy(scores, c.temperature)
         else:
             raise TremorError(f"unknown loss '{c.loss}'")
+        if c.contrastive_weight > 0:
+            rows = [i for i, e in enumerate(batch)
+                    if not c.contrastive_sources or e.source.startswith(tuple(c.contrastive_sources))]
+            if rows:  # a batch without such examples adds nothing
+                picked = scores[torch.tensor(rows, device=scores.device)]
+                out["contrastive"] = c.contrastive_weight * candidate_cross_entropy(
+                    picked, c.contrastive_temperature or c.temperature) * len(rows) / n_queries
+            else:
+                out["contrastive"] = scores.new_zeros(())
         if c.in_batch_weight > 0:
             positives_first = torch.cat([per_query[:, 0], per_query[:, 1:].reshape(-1, per_query.shape[-1])])
             out["in_batch"] = c.in_batch_weight * in_batch_contrastive(queries, positives_first, c.temperature)
