@@ -29,32 +29,13 @@ def n_buckets(vocab_size: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_compact(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray,
-                   segment_entry_indptr: np.ndarray, entries: np.ndarray, block_bits: int, n_bucket: int,
-                   new_list_segments: np.ndarray, counts: np.ndarray) -> None:
-    """Per list its compact segment count (``new_list_segments[t + 1]``), and per (compact segment, bucket) its entry
-    count (``counts[1 + g * n_bucket + h]``), given the compact segments' first offsets in ``new_list_segments``."""
-    comp_shift = np.uint64(block_bits + 8)
-    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
-    for t in range(list_block_indptr.shape[0] - 1):
-        g0 = new_list_segments[t]
-        for segment in range(list_segment_indptr[t], list_segment_indptr[t + 1]):
-            base = (segment - list_segment_indptr[t]) << block_bits
-            for e in range(segment_entry_indptr[segment], segment_entry_indptr[segment + 1]):
-                entry = np.uint64(entries[e])
-                block = base + np.int64((entry >> np.uint64(8)) & block_mask)
-                comp = np.int64(entry >> comp_shift)
-                g = g0 + (block >> SEGMENT_BITS)
-                counts[1 + g * n_bucket + (comp >> BUCKET_BITS)] += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _fill_compact(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
+def _place_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
                   entries: np.ndarray, block_bits: int, n_bucket: int, new_list_segments: np.ndarray,
-                  cursor: np.ndarray, keys: np.ndarray, codes: np.ndarray) -> None:
-    """Place every packed entry into its compact bucket (``cursor``: each bucket's next free position). Packed
-    segments are ascending (component, block) and hold whole compact segments (block_bits >= 8), so the order
-    carries over."""
+                  slots: np.ndarray, keys: np.ndarray, codes: np.ndarray, fill: bool) -> None:
+    """Walk the packed entries in order, each to its compact (segment, bucket) slot, given each list's first compact
+    segment in ``new_list_segments``: count it into ``slots[1 + slot]`` (``fill`` false), or write its key and code
+    at ``slots[slot]``, the slot's next free position (``fill`` true). Packed segments are ascending (component,
+    block) and hold whole compact segments (block_bits >= 8), so the order carries over."""
     comp_shift = np.uint64(block_bits + 8)
     block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
     for t in range(list_block_indptr.shape[0] - 1):
@@ -66,10 +47,13 @@ def _fill_compact(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray
                 block = base + np.int64((entry >> np.uint64(8)) & block_mask)
                 comp = np.int64(entry >> comp_shift)
                 slot = (g0 + (block >> SEGMENT_BITS)) * n_bucket + (comp >> BUCKET_BITS)
-                pos = cursor[slot]
+                if not fill:
+                    slots[1 + slot] += 1
+                    continue
+                pos = slots[slot]
                 keys[pos] = np.uint16(((comp & 255) << 8) | (block & 255))
                 codes[pos] = np.uint8(entry & np.uint64(255))
-                cursor[slot] = pos + 1
+                slots[slot] = pos + 1
 
 
 def compact_from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray,
@@ -84,15 +68,15 @@ def compact_from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.n
     n_segments = int(new_list_segments[-1])
     n_entries = int(entries.shape[0])
     offset_dtype = np.int32 if n_entries < 2**31 else np.int64
-    counts = np.zeros(n_segments * n_bucket + 1, dtype=np.int64)
-    _count_compact(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
-                   new_list_segments, counts)
-    bucket_indptr = np.cumsum(counts)
     keys = np.empty(n_entries, dtype=np.uint16)
     codes = np.empty(n_entries, dtype=np.uint8)
+    counts = np.zeros(n_segments * n_bucket + 1, dtype=np.int64)
+    _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
+                  new_list_segments, counts, keys, codes, False)
+    bucket_indptr = np.cumsum(counts)
     cursor = bucket_indptr[:-1].copy()
-    _fill_compact(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
-                  new_list_segments, cursor, keys, codes)
+    _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
+                  new_list_segments, cursor, keys, codes, True)
     if block_bits < SEGMENT_BITS:
         # packed segments smaller than compact ones: a bucket got its entries segment by segment, so sort it
         _sort_buckets(bucket_indptr, keys, codes)
