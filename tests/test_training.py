@@ -8,9 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
-from tiny_dense import tiny_bert
+from tiny_dense import CORPUS, tiny_bert
 
-from tremor.corpus import Document
 from tremor.encoders import get_encoder
 from tremor.encoders.inference_free import compute_idf
 from tremor.encoders.training.data import Example
@@ -20,13 +19,6 @@ from tremor.errors import TremorError
 from tremor.index.builder import build_index
 from tremor.search import Searcher
 
-CORPUS = {
-    "d1": Document("d1", "the cat sat on the mat", "cats"),
-    "d2": Document("d2", "dogs chase balls in the park", "dogs"),
-    "d3": Document("d3", "a quiet pond with ducks and trees", "pond"),
-    "d4": Document("d4", "earthquakes shake the ground when faults slip", "earthquakes"),
-    "d5": Document("d5", "seismic waves travel through rock", "seismic waves"),
-}
 EXAMPLES = [
     Example("cat on a mat", "d1", ["d2", "d3"], teacher_scores=[3.0, 0.0, 0.5]),
     Example("seismic waves", "d5", ["d4", "d1"], teacher_scores=[3.0, 1.0, 0.0]),

@@ -9,10 +9,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
-from tiny_dense import tiny_bert
+from tiny_dense import CORPUS, tiny_bert
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-from tremor.corpus import Document
 from tremor.encoders import load_encoder
 from tremor.encoders.inference_free import compute_idf
 from tremor.encoders.training.data import Example
@@ -26,14 +25,6 @@ from tremor.encoders.training.teachers import (
 )
 from tremor.encoders.training.trainer import TrainConfig, Trainer
 from tremor.errors import TremorError
-
-CORPUS = {
-    "d1": Document("d1", "the cat sat on the mat", "cats"),
-    "d2": Document("d2", "dogs chase balls in the park", "dogs"),
-    "d3": Document("d3", "a quiet pond with ducks and trees", "pond"),
-    "d4": Document("d4", "earthquakes shake the ground when faults slip", "earthquakes"),
-    "d5": Document("d5", "seismic waves travel through rock", "seismic waves"),
-}
 
 
 def examples() -> list[Example]:
