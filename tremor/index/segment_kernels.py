@@ -303,6 +303,32 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
             q_dense[q_indices[p]] = 0.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _seismic_segments_range(first: int, step: int, q_indptr: np.ndarray, q_indices: np.ndarray,
+                            q_values: np.ndarray, k: int, query_cut: int, heap_factor: float, sort_first: bool,
+                            direct_postings: int, doc_indptr: np.ndarray, doc_components: np.ndarray,
+                            doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
+                            block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
+                            list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
+                            summary_codes: np.ndarray, n_bucket: int, list_max: np.ndarray,
+                            blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                            visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
+                            block_order: np.ndarray, block_ids: np.ndarray, out_scores: np.ndarray,
+                            out_docs: np.ndarray) -> None:
+    """Queries ``first``, ``first + step``, ... of the batch, one after the other with one set of scratch arrays
+    (the serial kernel's whole batch, or one slice of the parallel kernel's)."""
+    heap_scores = np.empty(k, dtype=np.float32)
+    heap_docs = np.empty(k, dtype=np.int64)
+    for qi in range(first, q_indptr.shape[0] - 1, step):
+        lo, hi = q_indptr[qi], q_indptr[qi + 1]
+        _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
+                              direct_postings, doc_indptr, doc_components, doc_values, list_block_indptr,
+                              block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                              summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense, visited,
+                              visited_docs, block_codes, block_weight, block_order, block_ids, heap_scores,
+                              heap_docs, out_scores[qi], out_docs[qi])
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
                             query_cut: int, heap_factor: float, sort_first: bool, direct_postings: int,
@@ -321,25 +347,14 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
     for chunk in numba.prange(n_chunks):
-        q_dense = np.zeros(n_terms, dtype=np.float32)
-        visited = blocked_words.copy()
-        visited_docs = np.empty(max(n_docs, 1), dtype=np.int32)
-        block_codes = np.zeros(max_blocks, dtype=np.float32)
-        block_weight = np.zeros(max_blocks, dtype=np.float32)
-        block_order = np.empty(max_blocks, dtype=np.int32)
-        block_ids = np.empty(max_blocks, dtype=np.int64)
-        heap_scores = np.empty(k, dtype=np.float32)
-        heap_docs = np.empty(k, dtype=np.int64)
-        for qi in range(chunk, n_queries, n_chunks):
-            lo, hi = q_indptr[qi], q_indptr[qi + 1]
-            _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
-                                  direct_postings,
-                                  doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                  block_scale, posting_docs, list_segment_indptr, bucket_indptr,
-                                  summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,
-                                  visited, visited_docs, block_codes, block_weight, block_order, block_ids,
-                                  heap_scores,
-                                  heap_docs, out_scores[qi], out_docs[qi])
+        _seismic_segments_range(chunk, n_chunks, q_indptr, q_indices, q_values, k, query_cut, heap_factor,
+                                sort_first, direct_postings, doc_indptr, doc_components, doc_values,
+                                list_block_indptr, block_indptr, block_min, block_scale, posting_docs,
+                                list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket, list_max,
+                                blocked_words, np.zeros(n_terms, dtype=np.float32), blocked_words.copy(),
+                                np.empty(max(n_docs, 1), dtype=np.int32), np.zeros(max_blocks, dtype=np.float32),
+                                np.zeros(max_blocks, dtype=np.float32), np.empty(max_blocks, dtype=np.int32),
+                                np.empty(max_blocks, dtype=np.int64), out_scores, out_docs)
     return out_scores, out_docs
 
 
@@ -361,15 +376,9 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
     n_queries = q_indptr.shape[0] - 1
     out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
-    heap_scores = np.empty(k, dtype=np.float32)
-    heap_docs = np.empty(k, dtype=np.int64)
-    for qi in range(n_queries):
-        lo, hi = q_indptr[qi], q_indptr[qi + 1]
-        _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
-                                  direct_postings,
-                              doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                              block_scale, posting_docs, list_segment_indptr, bucket_indptr,
-                              summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense,
-                              visited, visited_docs, block_codes, block_weight, block_order, block_ids,
-                              heap_scores, heap_docs, out_scores[qi], out_docs[qi])
+    _seismic_segments_range(0, 1, q_indptr, q_indices, q_values, k, query_cut, heap_factor, sort_first,
+                            direct_postings, doc_indptr, doc_components, doc_values, list_block_indptr,
+                            block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, bucket_indptr,
+                            summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense, visited,
+                            visited_docs, block_codes, block_weight, block_order, block_ids, out_scores, out_docs)
     return out_scores, out_docs
