@@ -79,6 +79,11 @@ def read(path: str, seconds: float) -> None:
     from tremor.search import Searcher
 
     searcher = Searcher.load(path)
+    # compile (or load) the kernels before the timed reading: the all-segments one of this several-segment commit,
+    # and the one-segment one a forced merge leads to
+    searcher.batch_search(QUERIES, k=5, with_text=False)
+    searcher.index.indexes[0].search(searcher.encode_queries(QUERIES), 5)
+    print("ready", flush=True)
     stop = time.monotonic() + seconds
     while time.monotonic() < stop:
         searcher.refresh()

@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,15 +71,25 @@ def test_writer_killed_at_random_moments_leaves_the_last_commit(tmp_path):
 
 def test_readers_in_other_processes_never_fail_or_see_a_half_commit(tmp_path):
     path = tmp_path / "live"
-    first = spawn("write", str(path), "1")
+    first = spawn("write", str(path), "2")  # two segments: the readers warm up on the several-segment search
     assert first.wait(60) == 0, first.stderr.read()
     readers = [spawn("read", str(path), "10") for _ in range(2)]
+    for reader in readers:  # each has loaded the index and compiled its kernels: its 10 s are spent reading
+        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+    # drain the readers' output while the writer runs: a reader blocked on a full pipe would stop reading
+    outputs: dict[int, tuple[str, str]] = {}
+    drains = [threading.Thread(target=lambda i=i, r=r: outputs.__setitem__(i, r.communicate(timeout=120)))
+              for i, r in enumerate(readers)]
+    for drain in drains:
+        drain.start()
     writer = spawn("write", str(path), "120")
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err
+    for drain in drains:
+        drain.join(timeout=150)
     seen = set()
-    for reader in readers:
-        out, err = reader.communicate(timeout=120)
+    for i, reader in enumerate(readers):
+        out, err = outputs[i]
         assert reader.returncode == 0, err
         lines = [json.loads(line) for line in out.splitlines()]
         assert lines
