@@ -76,9 +76,10 @@ def test_readers_in_other_processes_never_fail_or_see_a_half_commit(tmp_path):
     readers = [spawn("read", str(path), "10") for _ in range(2)]
     for reader in readers:  # each has loaded the index and compiled its kernels: its 10 s are spent reading
         assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
-    # drain the readers' output while the writer runs: a reader blocked on a full pipe would stop reading
+    # drain the readers' output while the writer runs: a reader blocked on a full pipe would stop reading (read
+    # through the same buffered pipe objects as readline above, which may already hold the next lines)
     outputs: dict[int, tuple[str, str]] = {}
-    drains = [threading.Thread(target=lambda i=i, r=r: outputs.__setitem__(i, r.communicate(timeout=120)))
+    drains = [threading.Thread(target=lambda i=i, r=r: outputs.__setitem__(i, (r.stdout.read(), r.stderr.read())))
               for i, r in enumerate(readers)]
     for drain in drains:
         drain.start()
@@ -87,6 +88,8 @@ def test_readers_in_other_processes_never_fail_or_see_a_half_commit(tmp_path):
     assert writer.returncode == 0, err
     for drain in drains:
         drain.join(timeout=150)
+    for reader in readers:
+        reader.wait(timeout=30)
     seen = set()
     for i, reader in enumerate(readers):
         out, err = outputs[i]
