@@ -274,7 +274,7 @@ def test_document_inner_product_matches_numpy_for_every_length(component_dtype, 
     def dots(doc_indptr, doc_components, forward_values, q_dense):
         out = np.empty(doc_indptr.shape[0] - 1, np.float32)
         for doc in range(out.shape[0]):
-            out[doc] = kernels._doc_dot(doc, doc_indptr, doc_components, forward_values, q_dense)
+            out[doc] = kernels._doc_dot(doc, doc_indptr, doc_components, forward_values[0], forward_values[1], q_dense)
         return out
 
     rng = np.random.default_rng(7)

@@ -113,7 +113,7 @@ def first_key_outside_its_list(list_segment_indptr: np.ndarray, list_block_indpt
     return -1, -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def add_summary_segment(segment: int, base: int, n_bucket: int, bucket_indptr: np.ndarray, keys: np.ndarray,
                         codes: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, q_dense: np.ndarray,
                         n_terms: int, linear_below: int, block_codes: np.ndarray, block_weight: np.ndarray) -> None:

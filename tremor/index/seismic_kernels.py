@@ -162,15 +162,15 @@ def _splitmix64(state: np.uint64) -> tuple:
     return state, z ^ (z >> np.uint64(31))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, forward: tuple,
-             q_dense: np.ndarray) -> np.float32:
-    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. ``forward`` is
-    (values, per-document scales): float16 bits and no scales, or 8-bit codes and each document's scale. On CPUs
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+             doc_scale: np.ndarray, q_dense: np.ndarray) -> np.float32:
+    """Inner product of document ``doc`` (forward index) with a query scattered into a dense array. ``doc_values``
+    and ``doc_scale``: float16 bits and no scales, or 8-bit codes and each document's scale (arrays, not the
+    kernels' (values, scales) pair: taking a tuple apart here costs two atomic reference counts per document). On CPUs
     with vector gathers, GATHER_WIDTH entries at a time (``gather_dot``); otherwise four running sums (combined in a
     fixed order) keep the additions from waiting on each other, and unsigned positions spare Numba's negative-index
     handling in the loop."""
-    doc_values, doc_scale = forward
     if HOST_GATHERS:
         start = doc_indptr[doc]
         end = doc_indptr[doc + 1]
@@ -725,34 +725,35 @@ def gather_batch(n_lists: int, block_slot: np.ndarray, segment_slot: np.ndarray,
 # -------------------------------------------------------------------------------------------------------- search
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple,
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _prefetch_vector(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
                      visited: np.ndarray) -> None:
     """Prefetch an unseen document's vector, one cache line (32 two-byte entries) at a time."""
     if visited[doc >> 6] & (np.uint64(1) << np.uint64(doc & 63)):
         return
     for q in range(doc_indptr[doc], doc_indptr[doc + 1], 32):
         prefetch(doc_components, q)
-        prefetch(doc_values[0], q)
+        prefetch(doc_values, q)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_visited: int, doc_indptr: np.ndarray,
                 doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray, visited: np.ndarray,
                 visited_docs: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray) -> tuple:
     """Score the unseen documents ``docs[start:end]`` exactly and offer them to the heap; returns the new heap size
     and visited count. Memory is requested ahead: a document's offsets OFFSETS_AHEAD places ahead, its vector
     VECTORS_AHEAD places ahead."""
+    values, scales = doc_values
     for p in range(start, min(start + OFFSETS_AHEAD, end)):
         prefetch(doc_indptr, docs[p])
     for p in range(start, min(start + VECTORS_AHEAD, end)):
-        _prefetch_vector(docs[p], doc_indptr, doc_components, doc_values, visited)
+        _prefetch_vector(docs[p], doc_indptr, doc_components, values, visited)
     for p in range(start, end):
         doc = docs[p]
         if p + OFFSETS_AHEAD < end:
             prefetch(doc_indptr, docs[p + OFFSETS_AHEAD])
         if p + VECTORS_AHEAD < end:
-            _prefetch_vector(docs[p + VECTORS_AHEAD], doc_indptr, doc_components, doc_values, visited)
+            _prefetch_vector(docs[p + VECTORS_AHEAD], doc_indptr, doc_components, values, visited)
         word = doc >> 6
         bit = np.uint64(1) << np.uint64(doc & 63)
         if visited[word] & bit:
@@ -760,13 +761,13 @@ def _score_docs(docs: np.ndarray, start: int, end: int, k: int, size: int, n_vis
         visited[word] |= bit
         visited_docs[n_visited] = doc
         n_visited += 1
-        score = _doc_dot(doc, doc_indptr, doc_components, doc_values, q_dense)
+        score = _doc_dot(doc, doc_indptr, doc_components, values, scales, q_dense)
         if score > 0 and (size < k or score >= heap_scores[0]):
             size = heap_push(heap_scores, heap_docs, size, k, score, doc)
     return size, n_visited
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _score_block(b: int, k: int, size: int, n_visited: int, posting_docs: np.ndarray, block_indptr: np.ndarray,
                  doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: tuple, q_dense: np.ndarray,
                  visited: np.ndarray, visited_docs: np.ndarray, heap_scores: np.ndarray,
@@ -776,7 +777,7 @@ def _score_block(b: int, k: int, size: int, n_visited: int, posting_docs: np.nda
                        doc_components, doc_values, q_dense, visited, visited_docs, heap_scores, heap_docs)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _sift_blocks(order: np.ndarray, bounds: np.ndarray, size: int, i: int) -> None:
     """Restore the max-heap (by ``bounds``) of block numbers ``order[:size]`` below position i."""
     while True:
@@ -1011,6 +1012,7 @@ def score_subset(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarr
     """Exact top k over just the documents ``subset`` (ascending) from the forward index, for the queries ``rows``,
     written into those rows of out_*: the filtered search's fallback when few documents are allowed."""
     m = subset.shape[0]
+    values, scales = doc_values
     for r in numba.prange(rows.shape[0]):
         qi = rows[r]
         q_dense = np.zeros(n_terms, dtype=np.float32)
@@ -1022,7 +1024,7 @@ def score_subset(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarr
         size = 0
         for i in range(m):
             doc = subset[i]
-            score = _doc_dot(doc, doc_indptr, doc_components, doc_values, q_dense)
+            score = _doc_dot(doc, doc_indptr, doc_components, values, scales, q_dense)
             if score > 0 and (size < k or score >= heap_scores[0]):
                 size = heap_push(heap_scores, heap_docs, size, k, score, doc)
         out_scores[qi, :] = -np.inf

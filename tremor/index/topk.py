@@ -16,7 +16,7 @@ def worse(score_a: float, doc_a: int, score_b: float, doc_b: int) -> bool:
     return score_a < score_b or (score_a == score_b and doc_a > doc_b)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _sift_down(scores: np.ndarray, docs: np.ndarray, size: int, i: int) -> None:
     while True:
         left = 2 * i + 1
@@ -34,7 +34,7 @@ def _sift_down(scores: np.ndarray, docs: np.ndarray, size: int, i: int) -> None:
             return
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def heap_push(scores: np.ndarray, docs: np.ndarray, size: int, k: int, score: float, doc: int) -> int:
     """Offer (score, doc) to a heap holding `size` of at most `k` pairs; returns the new size."""
     if size < k:
