@@ -89,7 +89,6 @@ def gather_dot(typingctx, q_dense, components, values, start, end):
     def codegen(context, builder, signature, args):
         i32, i64, f32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
         floats = ir.VectorType(f32, width)
-        offsets = ir.VectorType(i64, width)
         pointers = ir.VectorType(ir.PointerType(f32), width)
         q_data = context.make_array(signature.args[0])(context, builder, args[0]).data
         c_data = context.make_array(signature.args[1])(context, builder, args[1]).data
@@ -97,10 +96,6 @@ def gather_dot(typingctx, q_dense, components, values, start, end):
         first = context.cast(builder, args[3], signature.args[3], types.int64)
         last = context.cast(builder, args[4], signature.args[4], types.int64)
         steps = builder.udiv(builder.sub(last, first), i64(width))
-        base = builder.ptrtoint(q_data, i64)
-        base = builder.shuffle_vector(builder.insert_element(ir.Constant(offsets, ir.Undefined), base, i32(0)),
-                                      ir.Constant(offsets, ir.Undefined),
-                                      ir.Constant(ir.VectorType(i32, width), [0] * width))
         gather = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(floats, [pointers, i32, ir.VectorType(ir.IntType(1), width), floats]),
             f"llvm.masked.gather.v{width}f32.v{width}p0")
@@ -111,10 +106,13 @@ def gather_dot(typingctx, q_dense, components, values, start, end):
             comp_vector = ir.VectorType(ir.IntType(component_bits), width)
             comps = builder.load(builder.bitcast(builder.gep(c_data, [p]), ir.PointerType(comp_vector)),
                                  align=component_bits // 8)
-            comps = builder.zext(comps, offsets) if component_bits < 64 else comps
-            addresses = builder.add(base, builder.mul(comps, ir.Constant(offsets, [4] * width)))
-            weights = builder.call(gather, [builder.inttoptr(addresses, pointers), i32(4), every_lane,
-                                            ir.Constant(floats, ir.Undefined)])
+            if component_bits < 32:
+                comps = builder.zext(comps, ir.VectorType(i32, width))
+            # a vector getelementptr (one address per lane: q_dense + 4 × component), which LLVM lowers to a gather
+            # with 32-bit indices; llvmlite types a GEP result as one pointer, so the vector type is set here
+            addresses = builder.gep(q_data, [comps], inbounds=True, source_etype=f32)
+            addresses.type = pointers
+            weights = builder.call(gather, [addresses, i32(4), every_lane, ir.Constant(floats, ir.Undefined)])
             value_vector = ir.VectorType(ir.IntType(value_bits), width)
             raw = builder.load(builder.bitcast(builder.gep(v_data, [p]), ir.PointerType(value_vector)),
                                align=value_bits // 8)
@@ -134,7 +132,7 @@ def gather_dot(typingctx, q_dense, components, values, start, end):
 
 @intrinsic
 def prefetch(typingctx, array, index):
-    """Ask the CPU to start loading ``array[index]`` into cache (LLVM's prefetch: read, high locality)."""
+    """Ask the CPU to start loading ``array[index]`` into every cache level (LLVM's prefetch: read, locality 3)."""
     if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
         return None
 
@@ -146,7 +144,7 @@ def prefetch(typingctx, array, index):
         i32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0i8")
-        builder.call(function, [byte_pointer, i32(0), i32(1), i32(1)])
+        builder.call(function, [byte_pointer, i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
