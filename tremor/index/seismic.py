@@ -509,13 +509,16 @@ class SeismicIndex:
     def _index_arrays(self) -> tuple:
         """The index arrays in the kernels' argument order (gathered once: a single query's search is short enough
         for per-call Python work to show)."""
-        if self._kernel_args is None or self._kernel_args[-2] is not self.knn_neighbors:
+        if self._kernel_args is None or self._kernel_args[-1] is not self.knn_neighbors:
+            plain = np.asarray  # memory-mapped arrays as plain ndarrays: Numba types a subclass on its slow path
+            values, scales = self.forward_values
             self._kernel_args = (
-                self.doc_indptr, self.doc_components, self.forward_values, self.list_block_indptr, self.block_indptr,
-                self.block_min, self.block_scale, self.posting_docs, self.list_segment_indptr,
-                self.summary_bucket_indptr, self.summary_keys, self.summary_codes, self.n_bucket,
-                self.knn_neighbors, self.list_max)
-        return self._kernel_args
+                plain(self.doc_indptr), plain(self.doc_components), (plain(values), plain(scales)),
+                plain(self.list_block_indptr), plain(self.block_indptr), plain(self.block_min),
+                plain(self.block_scale), plain(self.posting_docs), plain(self.list_segment_indptr),
+                plain(self.summary_bucket_indptr), plain(self.summary_keys), plain(self.summary_codes),
+                self.n_bucket, plain(self.knn_neighbors), plain(self.list_max), self.knn_neighbors)
+        return self._kernel_args[:-1]
 
     @property
     def doc_values_bits(self) -> np.ndarray:
