@@ -299,3 +299,25 @@ def test_document_inner_product_matches_numpy_for_every_length(component_dtype, 
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-6)
     assert (got[lengths > 16] > 0).all()
+
+
+@pytest.mark.parametrize("forward", ["f16", "u8"])
+def test_one_query_searches_equal_a_batch_search(data, forward, tmp_path):
+    """A one-query search (serial kernel, per-thread scratch) returns exactly what a batch search (parallel kernel)
+    returns for that query, at loose and strict settings and through the κ-NN expansion, also after a save and a
+    memory-mapped load (kernels get plain views of the mapped arrays)."""
+    docs, queries = data
+    index = SeismicIndex.build(docs, progress=False, n_postings=300, centroid_fraction=0.1, knn=4,
+                               forward=forward)
+    write_index(tmp_path / "idx", index, None, None)
+    loaded, _ = open_index(tmp_path / "idx")
+    for idx in (index, loaded):
+        for params in ({"query_cut": 3, "heap_factor": 0.7}, {"query_cut": 10, "heap_factor": 1.0},
+                       {"query_cut": 5, "heap_factor": 0.9, "n_knn": 4}, {"query_cut": 2, "heap_factor": 0.5,
+                                                                          "direct_postings": 0}):
+            batch_scores, batch_docs = idx.search(queries, 10, approximate_threshold=0, **params)
+            for i in range(len(queries)):
+                scores, found = idx.search(queries[i:i + 1], 10, approximate_threshold=0, **params)
+                assert scores.shape == (1, 10) and found.dtype == np.int64
+                np.testing.assert_array_equal(found[0], batch_docs[i])
+                np.testing.assert_array_equal(scores[0], batch_scores[i])
