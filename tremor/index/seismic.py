@@ -42,7 +42,7 @@ FLOAT16_MAX = 65504.0
 BATCH_ENTRIES = 1 << 25
 # an index of fewer documents is scored exactly from its forward index: below this size the approximate search is
 # not faster (measured by scripts/bench_seismic_threshold.py, results/seismic_threshold.md)
-MEASURED_APPROXIMATE_THRESHOLD = 4000
+MEASURED_APPROXIMATE_THRESHOLD = 2000
 THRESHOLD_ENV = "TREMOR_SEISMIC_APPROXIMATE_THRESHOLD"
 
 
