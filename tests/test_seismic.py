@@ -272,9 +272,12 @@ def test_document_inner_product_matches_numpy_for_every_length(component_dtype, 
 
     @numba.njit
     def dots(doc_indptr, doc_components, forward_values, q_dense):
-        out = np.empty(doc_indptr.shape[0] - 1, np.float32)
-        for doc in range(out.shape[0]):
-            out[doc] = kernels._doc_dot(doc, doc_indptr, doc_components, forward_values[0], forward_values[1], q_dense)
+        out = np.empty((2, doc_indptr.shape[0] - 1), np.float32)
+        for doc in range(out.shape[1]):
+            out[0, doc] = kernels._doc_dot(doc, doc_indptr, doc_components, forward_values[0], forward_values[1],
+                                           q_dense)
+            out[1, doc] = kernels._doc_dot_scalar(doc, doc_indptr, doc_components, forward_values[0],
+                                                  forward_values[1], q_dense)
         return out
 
     rng = np.random.default_rng(7)
@@ -293,12 +296,13 @@ def test_document_inner_product_matches_numpy_for_every_length(component_dtype, 
         codes, scales = kernels.quantize_forward(doc_indptr, values)
         forward_values = (codes, scales)
         decoded = kernels.dequantize_forward(doc_indptr, codes, scales).astype(np.float64)
-    got = dots(doc_indptr, components, forward_values, q_dense)
+    got = dots(doc_indptr, components, forward_values, q_dense)  # [this CPU's path, the scalar path]
     weights = q_dense[components.astype(np.int64)].astype(np.float64) * decoded
     expected = np.array([weights[s:e].sum() for s, e in itertools.pairwise(doc_indptr)])
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-6)
-    assert (got[lengths > 16] > 0).all()
+    for path in got:
+        np.testing.assert_allclose(path, expected, rtol=2e-6, atol=1e-6)
+    assert (got[:, lengths > 16] > 0).all()
 
 
 @pytest.mark.parametrize("forward", ["f16", "u8"])

@@ -168,7 +168,7 @@ def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_v
     kernels' (values, scales) pair: taking a tuple apart here costs two atomic reference counts per document). On CPUs
     with vector gathers, GATHER_WIDTH entries at a time (``gather_dot``); otherwise four running sums (combined in a
     fixed order) keep the additions from waiting on each other, and unsigned positions spare Numba's negative-index
-    handling in the loop."""
+    handling in the loop (``_doc_dot_scalar``)."""
     if HOST_GATHERS:
         start = doc_indptr[doc]
         end = doc_indptr[doc + 1]
@@ -180,6 +180,13 @@ def _doc_dot(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_v
         if doc_scale.shape[0] > 0:
             return total * doc_scale[doc]
         return total
+    return _doc_dot_scalar(doc, doc_indptr, doc_components, doc_values, doc_scale, q_dense)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _doc_dot_scalar(doc: int, doc_indptr: np.ndarray, doc_components: np.ndarray, doc_values: np.ndarray,
+                    doc_scale: np.ndarray, q_dense: np.ndarray) -> np.float32:
+    """``_doc_dot`` without vector gathers (for CPUs that have none)."""
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
