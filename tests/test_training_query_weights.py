@@ -142,3 +142,14 @@ def test_learned_table_is_written_to_idf_json_and_loaded_by_the_encoder(tmp_path
 def test_save_rejects_negative_weights_and_non_inference_free_dirs(tmp_path):
     with pytest.raises(TremorError, match="not an inference-free model"):
         save_with_query_table(tmp_path, np.ones(3, np.float32), tmp_path / "out")
+
+
+def test_clean_positives_keeps_what_the_teacher_ranks_first():
+    from tremor.encoders.training.data import Example, clean_positives
+
+    data = [Example("a", "d1", ["d2", "d3"], source="nfcorpus/train", teachers={"dense": [0.9, 0.2, 0.5]}),
+            Example("b", "d1", ["d2", "d3"], source="nfcorpus/train", teachers={"dense": [0.4, 0.2, 0.5]}),
+            Example("c", "d1", ["d2", "d3"], source="scifact/train", teachers={"dense": [0.1, 0.2, 0.5]})]
+    assert [e.query for e in clean_positives(data, ["nfcorpus"])] == ["a", "c"]
+    with pytest.raises(TremorError, match="no 'bm25' teacher"):
+        clean_positives(data, ["nfcorpus"], "bm25")
