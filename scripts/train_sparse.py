@@ -199,17 +199,23 @@ def combined_teacher(example: Example, scale: float) -> list[float]:
 
 
 # -------------------------------------------------------------------------------------------------------- train
-def make_student(kind: str, max_length: int, backbone: str = "minilm") -> SparseStudent:
+def make_student(kind: str, max_length: int, backbone: str = "minilm", query_table: str = "") -> SparseStudent:
     """A student over the backbone: splade-tiny keeps its trained SPLADE head; MiniLM gets a fresh MLM head,
     initialized on 256 training-corpus documents (train split docs of both collections are the same corpora; no
-    test judgements are used)."""
+    test judgements are used). Inference-free queries are weighted by the corpus IDF, or by the ``idf.json`` at
+    ``query_table`` (a file or a model directory, e.g. a learned table from scripts/train_query_table.py)."""
     model, tokenizer, fresh = load_mlm_backbone(backbone_path(backbone))
     if fresh:
         rng = random.Random(0)
         sample = [d.full_text for name in DATASETS for d in rng.sample(list(tremor.read_documents(DATA / name)), 128)]
         bias = init_fresh_head(model, tokenizer, sample, target_nnz=200, max_length=max_length)
         print(f"fresh MLM head: identity transform, bias {bias:.3f} for ~200 active terms per document", flush=True)
-    idf = corpus_idf(tokenizer, model.config.vocab_size) if kind == "inference_free" else None
+    idf = corpus_idf(tokenizer, model.config.vocab_size) if kind == "inference_free" and not query_table else None
+    if kind == "inference_free" and query_table:
+        from tremor.encoders.inference_free import IDF_FILE, read_idf_json
+
+        path = Path(query_table)
+        idf = read_idf_json(path / IDF_FILE if path.is_dir() else path, tokenizer, model.config.vocab_size)
     return SparseStudent(model, tokenizer, kind, idf, query_max_length=64, document_max_length=max_length)
 
 
@@ -224,6 +230,13 @@ def train(args: argparse.Namespace) -> None:
             example.teacher_scores = combined_teacher(example, args.teacher_scale)
     if args.sources:
         examples = [e for e in examples if e.source.split("/")[0] in args.sources.split(",")]
+    if args.clean_nfcorpus:  # nfcorpus pairs whose positive the dense teacher ranks above all its BM25 negatives
+        from tremor.encoders.training.data import clean_positives
+
+        kept = clean_positives(examples, ["nfcorpus"], "dense")
+        print(f"clean nfcorpus positives: kept {sum(e.source.startswith('nfcorpus') for e in kept)} of "
+              f"{sum(e.source.startswith('nfcorpus') for e in examples)} nfcorpus examples")
+        examples = kept
     if args.holdout_scifact:
         held = {q.text for q in tremor.read_queries(DATA / "scifact", ids=set(scifact_holdout(args.holdout_scifact)))}
         kept = [e for e in examples if not (e.source.startswith("scifact") and e.query in held)]
@@ -240,7 +253,7 @@ def train(args: argparse.Namespace) -> None:
         corpus.update(load_corpus(DATA / name))
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    student = make_student(args.kind, args.max_length, args.backbone)
+    student = make_student(args.kind, args.max_length, args.backbone, args.query_table)
     if args.init:  # start from a trained model directory (e.g. a selected snapshot) instead of the backbone
         student.model = load_mlm_backbone(args.init)[0]
     student.saved_document_max_length = args.model_max_length or None  # what model directories record
@@ -551,6 +564,10 @@ def main() -> None:
                    help="apply the --contrastive term only to these collections' examples, e.g. scifact")
     t.add_argument("--titles", type=int, default=0, help="add this many title pseudo-queries (from `pseudo`)")
     t.add_argument("--init", default="", help="start from this model directory instead of the backbone")
+    t.add_argument("--query-table", default="",
+                   help="inference-free: weight queries by this idf.json (file or model directory), not corpus IDF")
+    t.add_argument("--clean-nfcorpus", action="store_true",
+                   help="keep only nfcorpus examples whose positive the dense teacher ranks above every negative")
     t.add_argument("--repeat", default="", help="repeat a collection's examples, e.g. scifact=3 (sampling weight)")
     t.add_argument("--holdout-scifact", type=int, default=0,
                    help="set aside this many scifact train queries (scifact_holdout) for `validate --dev both`")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tremor.corpus import Document, read_documents, read_qrels, read_queries
-from tremor.errors import InputError
+from tremor.errors import InputError, TremorError
 
 
 @dataclass
@@ -115,3 +115,19 @@ def split_examples(examples: list[Example], held_out: float, seed: int = 0) -> t
     order = np.random.default_rng(seed).permutation(len(examples))
     cut = int(len(examples) * (1 - held_out))
     return [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
+
+
+def clean_positives(examples: Sequence[Example], sources: Sequence[str], teacher: str = "dense") -> list[Example]:
+    """Drop the examples of ``sources`` (source prefixes, e.g. "nfcorpus") whose judged positive the ``teacher``
+    does not score above every one of its hard negatives: a judgement the teacher disagrees with is a noisy positive
+    for a contrastive loss. Examples of other sources are kept as they are."""
+    kept = []
+    for example in examples:
+        if example.source.startswith(tuple(sources)):
+            scores = (example.teachers or {}).get(teacher)
+            if scores is None:
+                raise TremorError(f"example for {example.query!r} has no '{teacher}' teacher scores; run prepare")
+            if scores[0] <= max(scores[1:], default=float("-inf")):
+                continue
+        kept.append(example)
+    return kept
