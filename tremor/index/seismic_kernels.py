@@ -58,8 +58,8 @@ GATHER_WIDTH = 16  # document entries per step of the vectorized inner product
 
 
 def _host_gathers() -> bool:
-    """Whether this CPU has vector gathers (AVX2 or AVX-512): without them LLVM would split ``gather_dot``'s
-    gathers into scalar loads, slower than the scalar loop."""
+    """Whether this CPU has vector gathers (AVX2 or AVX-512). Without them LLVM emulates ``gather_dot``'s gathers
+    with one scalar load per lane, so such CPUs keep the scalar loop built for them (not measured on one here)."""
     import llvmlite.binding as llvm
 
     features = llvm.get_host_cpu_features()
