@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,12 +180,26 @@ def test_sharded_learned_model_equals_single_index_exactly(ray_cluster, tiny_spl
 
 
 # ------------------------------------------------------------------------------------------------ dead shards
+def kill_and_wait(actor, timeout_s: float = 60.0) -> None:
+    """Kill a shard actor and return once it no longer answers: ``ray.kill`` only sends the order, and a call made
+    right after it can still reach the old worker (whose memory-mapped index outlives deleted files)."""
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.ready.remote(), timeout=timeout_s)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the killed actor still answered after {timeout_s:.0f}s")
+
+
 def test_shard_killed_before_a_query_is_restarted_from_its_directory(scifact_searchers):
     root, single, sharded = scifact_searchers
     texts = [q.text for q in read_queries(root)][:50]
     expected = single.search_vectors(single.encode_queries(texts), 10)
     restarts = sharded.restarts
-    ray.kill(sharded.actor(1))
+    kill_and_wait(sharded.actor(1))
     scores, numbers = sharded.search_vectors(sharded.encode_queries(texts), 10)
     assert np.array_equal(numbers, expected[1]) and np.array_equal(scores, expected[0])
     assert sharded.restarts == restarts + 1
@@ -211,7 +226,7 @@ def test_dead_shard_without_retries_is_a_clear_error(scifact_searchers):
     _, _, sharded = scifact_searchers
     sharded.retries = 0
     try:
-        ray.kill(sharded.actor(0))
+        kill_and_wait(sharded.actor(0))
         with pytest.raises(ShardError, match=r"shard 0 .*shard-0000.* its worker died.*no partial results"):
             sharded.search("protein folding", k=10)
     finally:
@@ -224,7 +239,7 @@ def test_shard_that_cannot_restart_is_a_clear_error(ray_cluster, tmp_path, tiny_
     with ShardedSearcher.load(path, cpus_per_shard=0.25) as sharded:
         assert [h.id for h in sharded.search("cat on a mat", k=2)] == ["d1", "d6"]
         shutil.rmtree(path / "shard-0001" / "arrays")
-        ray.kill(sharded.actor(1))
+        kill_and_wait(sharded.actor(1))
         with pytest.raises(TremorError, match=r"shard-0001.*array file .* missing"):
             sharded.search("cat on a mat", k=2)
 
