@@ -458,3 +458,37 @@ def test_live_bm25_vocabulary_grows_past_its_capacity(tmp_path, spec):
         want = np.sort((reference.encode_queries([query]).to_scipy() @ doc_vectors.to_scipy().T).toarray().ravel())
         want = want[::-1][:5]
         assert [h.score for h in got] == pytest.approx(list(want[want > 0]), rel=tolerance), query
+
+
+def test_reader_listing_commits_during_a_commit_finds_the_new_one(tmp_path, monkeypatch):
+    """A reader that listed the commit points just before a writer committed and removed them (all listed files
+    gone when read) lists again and opens the new commit instead of calling the index damaged; a directory whose
+    only commit point is damaged still reads as none."""
+    from tremor.index import segments
+
+    docs = [Document(f"d{i}", f"cat number {i} sat on mat {i % 3}") for i in range(6)]
+    index = tmp_path / "idx"
+    with IndexWriter(index, index="exact") as writer:
+        writer.add(docs[:3])
+        writer.commit()
+        writer.add(docs[3:])
+        writer.commit()
+    newest = segments.commit_generations(index)[-1]
+    real = segments.commit_generations
+    calls = []
+
+    def stale_then_real(directory):
+        calls.append(directory)
+        return [newest - 5, newest - 4] if len(calls) == 1 else real(directory)  # listed, then removed
+
+    monkeypatch.setattr(segments, "commit_generations", stale_then_real)
+    commit = segments.read_commit(index)
+    assert commit is not None and commit["generation"] == newest and len(calls) == 2
+    assert segments.current_commit(index)["generation"] == newest
+    monkeypatch.setattr(segments, "commit_generations", real)
+    segments.commit_path(index, newest).write_text("{not json")
+    for generation in real(index)[:-1]:
+        segments.commit_path(index, generation).unlink()
+    assert segments.read_commit(index) is None
+    with pytest.raises(segments.IndexFormatError, match="no readable commit point"):
+        segments.current_commit(index)

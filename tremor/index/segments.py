@@ -101,17 +101,25 @@ def is_live(directory: str | Path) -> bool:
 
 
 def read_commit(directory: str | Path) -> dict | None:
-    """The newest commit point that reads completely, or None when the directory has none."""
+    """The newest commit point that reads completely, or None when the directory has none. When every listed point
+    failed and the listing has changed since (a writer committed and removed the older points meanwhile), the
+    directory is listed again: a reader never mistakes a commit in progress for damage."""
     directory = Path(directory)
-    for generation in reversed(commit_generations(directory)):
-        try:
-            commit = json.loads(commit_path(directory, generation).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue  # removed since listed, or not ours: an older commit is still whole
-        if (isinstance(commit, dict) and commit.get("format") == FORMAT_NAME
-                and commit.get("format_version") == LIVE_FORMAT_VERSION and commit.get("generation") == generation):
-            return commit
-    return None
+    listed = None
+    while True:
+        generations = commit_generations(directory)
+        if generations == listed:
+            return None
+        listed = generations
+        for generation in reversed(generations):
+            try:
+                commit = json.loads(commit_path(directory, generation).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue  # removed since listed, or not ours: an older commit is still whole
+            if (isinstance(commit, dict) and commit.get("format") == FORMAT_NAME
+                    and commit.get("format_version") == LIVE_FORMAT_VERSION
+                    and commit.get("generation") == generation):
+                return commit
 
 
 def legacy_commit(directory: Path) -> dict:
