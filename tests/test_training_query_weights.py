@@ -124,6 +124,13 @@ def test_learned_table_is_written_to_idf_json_and_loaded_by_the_encoder(tmp_path
     assert not np.allclose(table, read_idf_json(base / IDF_FILE, tokenizer, config.vocab_size))
 
     out = save_with_query_table(base, table, tmp_path / "learned")
+    assert save_with_query_table(base, table, out) == out  # a rerun replaces its own output
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a model")
+    with pytest.raises(TremorError, match=r"has no idf\.json"):  # never a directory it did not write
+        save_with_query_table(base, table, other)
+    assert (other / "notes.txt").read_text() == "not a model"
     assert np.array_equal(read_idf_json(out / IDF_FILE, tokenizer, config.vocab_size), table)
     assert json.loads((out / "tremor_encoder.json").read_text())["kind"] == "inference_free"
     assert (base / IDF_FILE).read_text() != (out / IDF_FILE).read_text()  # the base directory is left alone

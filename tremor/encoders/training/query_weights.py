@@ -24,6 +24,7 @@ import torch
 
 from tremor.encoders.inference_free import IDF_FILE, write_idf_json
 from tremor.errors import TremorError
+from tremor.index.storage import atomic_directory, replaceable_if
 
 
 def query_token_ids(tokenizer, texts: Sequence[str], max_length: int = 64) -> list[np.ndarray]:
@@ -178,8 +179,9 @@ def fit_query_weights(idf: np.ndarray, collections: Sequence[QueryCollection],
 
 
 def save_with_query_table(model_dir: str | Path, table: np.ndarray, out: str | Path) -> Path:
-    """A copy of the inference-free model directory ``model_dir`` at ``out`` whose ``idf.json`` holds ``table``
-    (written to a temporary folder, then renamed)."""
+    """A copy of the inference-free model directory ``model_dir`` at ``out`` whose ``idf.json`` holds ``table``,
+    written as every tremor directory is (``atomic_directory``: a temporary folder swapped in whole). An existing
+    ``out`` is replaced only when it is an inference-free model directory too (it holds an ``idf.json``)."""
     from transformers import AutoTokenizer
 
     model_dir, out = Path(model_dir), Path(out)
@@ -188,10 +190,7 @@ def save_with_query_table(model_dir: str | Path, table: np.ndarray, out: str | P
     table = np.asarray(table, dtype=np.float32)
     if not np.all(np.isfinite(table)) or np.any(table < 0):
         raise TremorError("query-term weights must be finite and >= 0")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp)
-    write_idf_json(tmp / IDF_FILE, table, AutoTokenizer.from_pretrained(str(model_dir)))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_directory(out, overwrite=True, replaceable=replaceable_if(IDF_FILE)) as tmp:
+        shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+        write_idf_json(tmp / IDF_FILE, table, AutoTokenizer.from_pretrained(str(model_dir)))
     return out
