@@ -43,6 +43,12 @@ def seismic_index(tmp_path, tiny_corpus) -> Path:
     return tremor.build_index(tiny_corpus, tmp_path / "sidx", index="seismic,lambda=inf", progress=False)
 
 
+@pytest.fixture()
+def seismic4_index(tmp_path, tiny_corpus) -> Path:
+    return tremor.build_index(tiny_corpus, tmp_path / "sidx4", index="seismic,lambda=inf,summary_bits=4",
+                              progress=False)
+
+
 def rewrite_array(index: Path, name: str, change) -> None:
     """Apply ``change`` to the array in place on disk (same size, so only the load-time checks can tell)."""
     path = index / "arrays" / f"{name}.npy"
@@ -62,9 +68,13 @@ def rewrite_array(index: Path, name: str, change) -> None:
     ("seismic", "doc_components", lambda a: a.__setitem__(0, 65000)),
     ("seismic", "summary_keys", lambda a: a.__setitem__(0, a[0] | np.asarray(0x00FF, a.dtype))),
     ("seismic", "summary_bucket_indptr", lambda a: a.__setitem__(1, 10**6)),
+    ("seismic4", "summary_keys", lambda a: a.__setitem__(0, a[0] | np.asarray(0x00F0, a.dtype))),
+    ("seismic4", "summary_bucket_offsets", lambda a: a.__setitem__(1, 60000)),
+    ("seismic4", "summary_bucket_anchor", lambda a: a.__setitem__(-1, 10**6)),
+    ("seismic4", "summary_table_start", lambda a: a.__setitem__(1, a[1] + 1)),
 ])
 def test_damaged_arrays_are_a_clear_error_not_a_crash(request, kind, name, change):
-    index = request.getfixturevalue("exact_index" if kind == "exact" else "seismic_index")
+    index = request.getfixturevalue(f"{kind}_index")
     rewrite_array(index, name, change)
     result = run_cli("search", str(index), QUERY, "-k", "6")
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])  # 139 (SIGSEGV) before the checks

@@ -360,14 +360,17 @@ def test_huge_k_on_a_live_index_is_clamped_to_the_live_documents(tmp_path):
     assert numbers.shape == (1, 2)  # two live documents: no allocation for 10^20, and the deleted one absent
 
 
-@pytest.mark.parametrize(("sort_first", "forward", "direct_postings"),
-                         [(True, "f16", 0), (False, "f16", 0), (True, "u8", 0), (True, "f16", 16), (False, "u8", 16)])
-def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first, forward, direct_postings):
+@pytest.mark.parametrize(("sort_first", "forward", "direct_postings", "summary_bits"),
+                         [(True, "f16", 0, 8), (False, "f16", 0, 8), (True, "u8", 0, 8), (True, "f16", 16, 8),
+                          (False, "u8", 16, 8), (True, "f16", 0, 4), (False, "u8", 16, 4)])
+def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, sort_first, forward, direct_postings,
+                                                                     summary_bits):
     # one large segment (long summaries: searched per query term) and many small ones (short summaries: one pass);
     # with untrimmed lists and summaries, every query term and heap_factor 1, the term-major visit over all segments
     # must return the exact top k over the same document vectors
     path = tmp_path / "live"
-    with IndexWriter(path, index=f"seismic,lambda=inf,alpha=1.0,forward={forward}") as writer:
+    with IndexWriter(path, index=f"seismic,lambda=inf,alpha=1.0,forward={forward},summary_bits={summary_bits}") \
+            as writer:
         writer.add(random_vectors_docs(300, 10))
         writer.commit()
         for seed in range(11, 19):
@@ -380,6 +383,7 @@ def test_seismic_segments_term_major_equal_exact_with_exact_settings(tmp_path, s
     index = searcher.index
     assert index.n_segments == 9
     assert {str(part.doc_values.dtype) for part in index.indexes} == {"uint8" if forward == "u8" else "float16"}
+    assert {part.summary_bits for part in index.indexes} == {summary_bits}
     rng = random.Random(5)
     texts = QUERIES + [" ".join(rng.sample(WORDS, rng.randint(1, 6))) for _ in range(40)]
     queries = searcher.encode_queries(texts)

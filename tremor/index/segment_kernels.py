@@ -14,9 +14,11 @@ import numba
 import numpy as np
 
 from tremor.errors import TremorError
+from tremor.index import seismic_nibble as nibble
 from tremor.index.exact import HEAP_MAX_K
 from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
 from tremor.index.seismic_kernels import BOUND_SLACK, LINEAR_SUMMARY, _score_block, _sift_blocks
+from tremor.index.seismic_nibble import list_block_bits
 from tremor.index.topk import heap_drain_sorted, select_accumulated
 
 
@@ -152,11 +154,27 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
     nnz_base = bases([index.doc_components.shape[0] for index in indexes])
     block_base = bases([index.block_min.shape[0] for index in indexes])
     posting_base = bases([index.posting_docs.shape[0] for index in indexes])
-    summary_segment_base = bases([(index.summary_bucket_indptr.shape[0] - 1) // index.n_bucket for index in indexes])
+    if len({index.summary_bits for index in indexes}) > 1:
+        raise TremorError("the Seismic segments of this index hold summaries in different layouts (8-bit and 4-bit); "
+                          "rebuild it with one 'summary_bits' setting")
+    summary_segment_base = bases([index.n_summary_segments for index in indexes])
     entry_base = bases([index.summary_keys.shape[0] for index in indexes])
     doc_indptr = np.concatenate([[0]] + [np.asarray(index.doc_indptr[1:], np.int64) + nnz_base[s]
                                          for s, index in enumerate(indexes)]).astype(np.int64)
     first = indexes[0]
+    keys = np.concatenate([np.asarray(index.summary_keys) for index in indexes])
+    if first.summary_bits == 4:  # table starts and table rows (entry positions) made global, rows re-anchored
+        table_base = bases([index.summary_bucket_offsets.shape[0] for index in indexes])
+        rows = np.concatenate([nibble.table_rows(index.summary_bucket_anchor, index.summary_bucket_offsets)
+                               + entry_base[s] for s, index in enumerate(indexes)])
+        summary = (np.concatenate([[0]] + [np.asarray(index.summary_table_start[1:], np.int64) + table_base[s]
+                                           for s, index in enumerate(indexes)]).astype(np.int64),
+                   *nibble.anchored(rows), keys, np.zeros(0, np.uint8))
+    else:
+        summary = (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                   np.concatenate([[0]] + [np.asarray(index.summary_bucket_indptr[1:], np.int64) + entry_base[s]
+                                           for s, index in enumerate(indexes)]).astype(np.int64),
+                   keys, np.concatenate([np.asarray(index.summary_codes) for index in indexes]))
     if len({np.asarray(index.doc_values).dtype for index in indexes}) > 1:
         raise TremorError("the Seismic segments of this index store their forward values in different formats "
                           "(float16 and uint8); rebuild it with one 'forward' setting")
@@ -183,10 +201,7 @@ def concat_seismic_segments(indexes, deleted) -> tuple:
                         for s, index in enumerate(indexes)]).astype(np.int32),
         np.stack([np.asarray(index.list_segment_indptr, np.int64) + summary_segment_base[s]
                   for s, index in enumerate(indexes)]),
-        np.concatenate([[0]] + [np.asarray(index.summary_bucket_indptr[1:], np.int64) + entry_base[s]
-                                for s, index in enumerate(indexes)]).astype(np.int64),
-        np.concatenate([np.asarray(index.summary_keys) for index in indexes]),
-        np.concatenate([np.asarray(index.summary_codes) for index in indexes]),
+        summary,
         int(first.n_bucket),
         np.stack([np.asarray(index.list_max, np.float32) for index in indexes]),
         words,
@@ -200,8 +215,7 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
                           doc_components: np.ndarray,
                           doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                           block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                          list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
-                          summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
+                          list_segment_indptr: np.ndarray, summary: tuple, n_bucket: int,
                           list_max: np.ndarray, blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                           visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                           block_order: np.ndarray, block_ids: np.ndarray, heap_scores: np.ndarray,
@@ -216,6 +230,8 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
     n_q = q_indices.shape[0]
     if n_q == 0:
         return
+    table_start, bucket_anchor, bucket_table, summary_keys, summary_codes = summary
+    four_bit = table_start.shape[0] > 0
     for p in range(n_q):
         if q_indices[p] < n_terms:
             q_dense[q_indices[p]] = q_values[p]
@@ -256,10 +272,11 @@ def _seismic_segments_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, q
                 n_blocks += segment_blocks
                 continue
             first_segment = list_segment_indptr[s, term]
+            segment_bits = list_block_bits(segment_blocks) if four_bit else SEGMENT_BITS
             for segment in range(first_segment, list_segment_indptr[s, term + 1]):
-                add_summary_segment(segment, n_blocks + ((segment - first_segment) << SEGMENT_BITS), n_bucket,
-                                    bucket_indptr, summary_keys, summary_codes, q_indices, q_values, q_dense, n_terms,
-                                    linear_below, block_codes, block_weight)
+                add_summary_segment(segment, n_blocks + ((segment - first_segment) << segment_bits), segment_bits,
+                                    n_bucket, table_start, bucket_anchor, bucket_table, summary_keys, summary_codes,
+                                    q_indices, q_values, q_dense, n_terms, linear_below, block_codes, block_weight)
             n_blocks += segment_blocks
         if n_blocks == 0:
             continue
@@ -309,8 +326,7 @@ def _seismic_segments_range(first: int, step: int, q_indptr: np.ndarray, q_indic
                             direct_postings: int, doc_indptr: np.ndarray, doc_components: np.ndarray,
                             doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                             block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                            list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
-                            summary_codes: np.ndarray, n_bucket: int, list_max: np.ndarray,
+                            list_segment_indptr: np.ndarray, summary: tuple, n_bucket: int, list_max: np.ndarray,
                             blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                             visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                             block_order: np.ndarray, block_ids: np.ndarray, out_scores: np.ndarray,
@@ -323,8 +339,8 @@ def _seismic_segments_range(first: int, step: int, q_indptr: np.ndarray, q_indic
         lo, hi = q_indptr[qi], q_indptr[qi + 1]
         _seismic_segments_one(q_indices[lo:hi], q_values[lo:hi], k, query_cut, heap_factor, sort_first,
                               direct_postings, doc_indptr, doc_components, doc_values, list_block_indptr,
-                              block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, bucket_indptr,
-                              summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense, visited,
+                              block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, summary,
+                              n_bucket, list_max, blocked_words, q_dense, visited,
                               visited_docs, block_codes, block_weight, block_order, block_ids, heap_scores,
                               heap_docs, out_scores[qi], out_docs[qi])
 
@@ -336,7 +352,7 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
                             doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                             block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                             posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                            bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
+                            summary: tuple,
                             n_bucket: int, list_max: np.ndarray, blocked_words: np.ndarray, max_blocks: int,
                             n_chunks: int) -> tuple:
     """Seismic search of a batch of queries over all segments (arguments from ``concat_seismic_segments``), in
@@ -350,7 +366,7 @@ def search_seismic_segments(q_indptr: np.ndarray, q_indices: np.ndarray, q_value
         _seismic_segments_range(chunk, n_chunks, q_indptr, q_indices, q_values, k, query_cut, heap_factor,
                                 sort_first, direct_postings, doc_indptr, doc_components, doc_values,
                                 list_block_indptr, block_indptr, block_min, block_scale, posting_docs,
-                                list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket, list_max,
+                                list_segment_indptr, summary, n_bucket, list_max,
                                 blocked_words, np.zeros(n_terms, dtype=np.float32), blocked_words.copy(),
                                 np.empty(max(n_docs, 1), dtype=np.int32), np.zeros(max_blocks, dtype=np.float32),
                                 np.zeros(max_blocks, dtype=np.float32), np.empty(max_blocks, dtype=np.int32),
@@ -365,8 +381,7 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
                                    doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                                    block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
                                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                                   bucket_indptr: np.ndarray, summary_keys: np.ndarray,
-                                   summary_codes: np.ndarray, n_bucket: int, list_max: np.ndarray,
+                                   summary: tuple, n_bucket: int, list_max: np.ndarray,
                                    blocked_words: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                                    visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                                    block_order: np.ndarray, block_ids: np.ndarray) -> tuple:
@@ -378,7 +393,7 @@ def search_seismic_segments_serial(q_indptr: np.ndarray, q_indices: np.ndarray, 
     out_docs = np.full((n_queries, k), -1, dtype=np.int64)
     _seismic_segments_range(0, 1, q_indptr, q_indices, q_values, k, query_cut, heap_factor, sort_first,
                             direct_postings, doc_indptr, doc_components, doc_values, list_block_indptr,
-                            block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, bucket_indptr,
-                            summary_keys, summary_codes, n_bucket, list_max, blocked_words, q_dense, visited,
+                            block_indptr, block_min, block_scale, posting_docs, list_segment_indptr, summary,
+                            n_bucket, list_max, blocked_words, q_dense, visited,
                             visited_docs, block_codes, block_weight, block_order, block_ids, out_scores, out_docs)
     return out_scores, out_docs

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from tremor.errors import IndexFormatError, QueryError, TremorError
 from tremor.index import seismic_compact as compact
 from tremor.index import seismic_kernels as kernels
+from tremor.index import seismic_nibble as nibble
 from tremor.index.exact import _transpose, check_search_args
 from tremor.index.filtered import DocFilter, check_allow, pad_results
 from tremor.sparse import SparseVectors
@@ -116,7 +117,7 @@ class SeismicIndex:
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
                                       "knn": 0, "seed": 42, "forward": "f16",
-                                      "summary_rounding": "up"}
+                                      "summary_rounding": "up", "summary_bits": 8}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
@@ -132,7 +133,9 @@ class SeismicIndex:
         self.vocab_size = int(vocab_size)
         self.vocab_id = vocab_id
         self.max_blocks = int(np.diff(self.list_block_indptr).max()) if self.vocab_size else 0
-        self.block_bits = compact.SEGMENT_BITS
+        # 4-bit summaries (seismic_nibble): block and code inside the 16-bit key
+        self.summary_bits = 4 if "summary_table_start" in arrays else 8
+        self.block_bits = compact.SEGMENT_BITS  # of the 8-bit layout; a 4-bit list's own depends on its length
         self.n_bucket = compact.n_buckets(self.vocab_size)
         self._scratch = threading.local()
         self._kernel_args: tuple | None = None
@@ -220,7 +223,8 @@ class SeismicIndex:
                                     float(p["summary_energy"]), int(p["seed"]), docs.indptr, docs.indices, values,
                                     top_comp, top_val, top_count, vocab_size, block_slot, segment_slot, summary_slot,
                                     posting_docs, block_sizes, block_min, block_scale, n_blocks, block_bits,
-                                    sum_entries, segment_sizes, n_entries, p["summary_rounding"] == "up")
+                                    sum_entries, segment_sizes, n_entries, p["summary_rounding"] == "up",
+                                    nibble.LEVELS if p["summary_bits"] == 4 else 255)
                 summary_entries = _grow(summary_entries, used + int(n_entries.sum()))
                 parts.append((n_blocks, *kernels.gather_batch(
                     n_lists, block_slot, segment_slot, summary_slot, n_blocks, n_entries, block_bits, block_sizes,
@@ -233,7 +237,7 @@ class SeismicIndex:
         steps.set_description("seismic: assembling")
         arrays = cls._compacted(cls._assemble(parts, vocab_size, docs.indptr, doc_components, doc_values,
                                               posting_docs, list_max, summary_entries[:used], block_bits),
-                                block_bits, vocab_size)
+                                block_bits, vocab_size, four_bit=p["summary_bits"] == 4)
         arrays["doc_scale"] = doc_scale
         steps.update()
         params_out = dict(p)
@@ -268,6 +272,10 @@ class SeismicIndex:
                               f"document) (got {p['forward']!r})")
         if p["summary_rounding"] not in ("up", "nearest"):
             raise TremorError(f"summary_rounding must be 'up' or 'nearest' (got {p['summary_rounding']!r})")
+        if isinstance(p["summary_bits"], bool) or p["summary_bits"] not in (8, 4):
+            raise TremorError(f"summary_bits must be 8 (8-bit summary codes, 3 bytes an entry) or 4 (4-bit codes, "
+                              f"2 bytes an entry) (got {p['summary_bits']!r})")
+        p["summary_bits"] = int(p["summary_bits"])
         if p["pruning"] not in ("global", "fixed"):
             raise TremorError(f"pruning must be 'global' or 'fixed' (got {p['pruning']!r})")
         if p["max_fraction"] is None or (isinstance(p["max_fraction"], float) and math.isinf(p["max_fraction"])):
@@ -345,13 +353,14 @@ class SeismicIndex:
         }
 
     @staticmethod
-    def _compacted(arrays: dict[str, np.ndarray], block_bits: int, vocab_size: int) -> dict[str, np.ndarray]:
+    def _compacted(arrays: dict[str, np.ndarray], block_bits: int, vocab_size: int,
+                   four_bit: bool = False) -> dict[str, np.ndarray]:
         """``arrays`` with packed summaries (``summary_entries``, ``segment_entry_indptr``, ``summary_skip``, the
-        previous format) replaced by the compact layout's."""
+        previous format) replaced by the compact layout's, or with ``four_bit`` (4-bit codes) the 4-bit layout's."""
         out = {name: array for name, array in arrays.items() if name not in PACKED_ONLY}
-        out.update(compact.compact_from_packed(arrays["list_block_indptr"], arrays["list_segment_indptr"],
-                                               arrays["segment_entry_indptr"], arrays["summary_entries"],
-                                               block_bits, vocab_size))
+        convert = nibble.from_packed if four_bit else compact.compact_from_packed
+        out.update(convert(arrays["list_block_indptr"], arrays["list_segment_indptr"],
+                           arrays["segment_entry_indptr"], arrays["summary_entries"], block_bits, vocab_size))
         return out
 
     def _knn_graph(self, docs: SparseVectors, width: int, progress: bool) -> np.ndarray:
@@ -516,9 +525,24 @@ class SeismicIndex:
                 plain(self.doc_indptr), plain(self.doc_components), (plain(values), plain(scales)),
                 plain(self.list_block_indptr), plain(self.block_indptr), plain(self.block_min),
                 plain(self.block_scale), plain(self.posting_docs), plain(self.list_segment_indptr),
-                plain(self.summary_bucket_indptr), plain(self.summary_keys), plain(self.summary_codes),
-                self.n_bucket, plain(self.knn_neighbors), plain(self.list_max), self.knn_neighbors)
+                self.summary_arrays(), self.n_bucket, plain(self.knn_neighbors), plain(self.list_max),
+                self.knn_neighbors)
         return self._kernel_args[:-1]
+
+    def summary_arrays(self) -> tuple:
+        """The kernels' (table starts, bucket anchors, bucket table, keys, codes) for either summary layout: 8-bit
+        (no table starts or anchors, absolute bucket offsets, a code array) or 4-bit (``seismic_nibble``)."""
+        plain = np.asarray
+        if self.summary_bits == 4:
+            return (plain(self.summary_table_start), plain(self.summary_bucket_anchor),
+                    plain(self.summary_bucket_offsets), plain(self.summary_keys), np.zeros(0, np.uint8))
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64), plain(self.summary_bucket_indptr),
+                plain(self.summary_keys), plain(self.summary_codes))
+
+    @property
+    def n_summary_segments(self) -> int:
+        """Summary segments (of 2**block_bits blocks of one list) in the index."""
+        return int(self.list_segment_indptr[-1])
 
     @property
     def doc_values_bits(self) -> np.ndarray:
@@ -572,13 +596,16 @@ class SeismicIndex:
             arrays = cls._compacted({name: arrays[name] for name in cls.PACKED_ARRAY_NAMES},
                                     entry_layout(int(vocab_size))[1], int(vocab_size))
         cls.check_arrays(arrays, vocab_size)
-        return cls({name: arrays[name] for name in cls.ARRAY_NAMES}, params, vocab_size, vocab_id)
+        names = cls.NIBBLE_ARRAY_NAMES if "summary_table_start" in arrays else cls.ARRAY_NAMES
+        return cls({name: arrays[name] for name in names}, params, vocab_size, vocab_id)
 
     COMMON_ARRAY_NAMES = ("doc_indptr", "doc_components", "doc_values", "doc_scale", "list_block_indptr",
                           "block_indptr", "block_min", "block_scale", "posting_docs", "list_segment_indptr",
                           "knn_neighbors", "list_max")
     ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "summary_bucket_indptr", "summary_keys", "summary_codes")
     PACKED_ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "segment_entry_indptr", "summary_entries", "summary_skip")
+    NIBBLE_ARRAY_NAMES = (*COMMON_ARRAY_NAMES, "summary_table_start", "summary_bucket_anchor",
+                          "summary_bucket_offsets", "summary_keys")
 
     @staticmethod
     def check_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
@@ -587,6 +614,9 @@ class SeismicIndex:
         each entry's block inside its list. IndexFormatError naming the array otherwise."""
         from tremor.index import validation as v
 
+        if "summary_table_start" in arrays:
+            SeismicIndex.check_nibble_arrays(arrays, vocab_size)
+            return
         missing = sorted(set(SeismicIndex.ARRAY_NAMES) - set(arrays))
         if missing:
             raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
@@ -609,6 +639,45 @@ class SeismicIndex:
                         "summary entries")
         bad, block = compact.first_key_outside_its_list(a["list_segment_indptr"], a["list_block_indptr"],
                                                         a["summary_bucket_indptr"], keys, n_bucket)
+        if bad >= 0:
+            raise v.corrupt("summary_keys", f"an entry of segment {bad} names block {block} of its list, which has "
+                                            "fewer blocks")
+
+    @staticmethod
+    def check_nibble_arrays(arrays: dict[str, np.ndarray], vocab_size: int) -> None:
+        """Check the 4-bit summary layout (``seismic_nibble``): segments and table starts as the lists' block counts
+        lay them out, table rows rising from entry 0 to the entry count (a segment's end row its next one's start),
+        uint16 keys, each entry's block inside its list. IndexFormatError naming the array otherwise."""
+        from tremor.index import validation as v
+
+        missing = sorted(set(SeismicIndex.NIBBLE_ARRAY_NAMES) - set(arrays))
+        if missing:
+            raise IndexFormatError(f"index arrays incomplete (missing {', '.join(missing)})")
+        SeismicIndex.check_common_arrays(arrays, vocab_size)
+        a = arrays
+        keys, anchor, offsets = a["summary_keys"], a["summary_bucket_anchor"], a["summary_bucket_offsets"]
+        if not isinstance(keys, np.ndarray) or keys.dtype != np.uint16 or keys.ndim != 1:
+            raise v.corrupt("summary_keys", "expected a uint16 vector")
+        _, list_segments, table_start = nibble.layout(a["list_block_indptr"], int(vocab_size))
+        for name, expected in (("list_segment_indptr", list_segments), ("summary_table_start", table_start)):
+            v.check_kind(name, a[name], "iu")
+            if a[name].shape != expected.shape or not np.array_equal(a[name], expected):
+                raise v.corrupt(name, "does not match the segments the lists' block counts make")
+        if not isinstance(offsets, np.ndarray) or offsets.dtype != np.uint16 or offsets.ndim != 1:
+            raise v.corrupt("summary_bucket_offsets", "expected a uint16 vector")
+        v.check_length("summary_bucket_offsets", offsets, int(table_start[-1]), "one row per bucket and segment end")
+        v.check_kind("summary_bucket_anchor", anchor, "iu")
+        v.check_length("summary_bucket_anchor", anchor, -(-offsets.shape[0] >> nibble.ANCHOR_BITS),
+                       f"one per {1 << nibble.ANCHOR_BITS} table rows")
+        anchors = np.asarray(anchor, np.int64)
+        if anchors.size and (anchors[0] != 0 or anchors.max() > keys.shape[0] or np.any(np.diff(anchors) < 0)):
+            raise v.corrupt("summary_bucket_anchor", "anchors must rise from 0 to at most the summary entry count")
+        bad = nibble.first_bad_row(table_start, anchor, offsets, keys.shape[0])
+        if bad >= 0:
+            raise v.corrupt("summary_bucket_offsets", f"table row {bad} lies past the summary entries or before the "
+                                                      "row it follows")
+        bad, block = nibble.first_key_outside_its_list(list_segments, np.asarray(a["list_block_indptr"], np.int64),
+                                                       table_start, anchor, offsets, keys)
         if bad >= 0:
             raise v.corrupt("summary_keys", f"an entry of segment {bad} names block {block} of its list, which has "
                                             "fewer blocks")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tremor.index import seismic_nibble as nibble
+
 BUCKET_BITS = 8  # components per bucket: 256 (the low byte stays in the key)
 SEGMENT_BITS = 8  # blocks per segment: 256 (the block byte of the key)
 
@@ -114,20 +116,27 @@ def first_key_outside_its_list(list_segment_indptr: np.ndarray, list_block_indpt
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def add_summary_segment(segment: int, base: int, n_bucket: int, bucket_indptr: np.ndarray, keys: np.ndarray,
-                        codes: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, q_dense: np.ndarray,
-                        n_terms: int, linear_below: int, block_codes: np.ndarray, block_weight: np.ndarray) -> None:
-    """Add one compact summary segment's scores against the query to ``block_codes`` (sum of weight × code) and
-    ``block_weight`` (sum of weights) at ``base`` + block within the segment. A segment with fewer than
-    ``linear_below`` entries is read in one pass with the query's weights from ``q_dense``; otherwise each query
-    component's bucket is looked up and binary-searched. Both add in ascending component order."""
+def add_summary_segment(segment: int, base: int, block_bits: int, n_bucket: int, table_start: np.ndarray,
+                        anchor: np.ndarray, bucket_table: np.ndarray, keys: np.ndarray, codes: np.ndarray,
+                        q_indices: np.ndarray, q_values: np.ndarray, q_dense: np.ndarray, n_terms: int,
+                        linear_below: int, block_codes: np.ndarray, block_weight: np.ndarray) -> None:
+    """Add one summary segment's scores against the query to ``block_codes`` (sum of weight × code) and
+    ``block_weight`` (sum of weights) at ``base`` + block within the segment. With ``table_start`` non-empty the
+    summaries are 4-bit (``seismic_nibble.add_segment``, ``block_bits`` its list's); otherwise they are this module's
+    compact layout, ``bucket_table`` its absolute bucket offsets. A segment with fewer than ``linear_below`` entries
+    is read in one pass with the query's weights from ``q_dense``; otherwise each query component's bucket is looked
+    up and binary-searched. Both add in ascending component order."""
+    if table_start.shape[0] > 0:
+        nibble.add_segment(segment, base, block_bits, table_start, anchor, bucket_table, keys, q_indices,
+                           q_values, q_dense, n_terms, linear_below, block_codes, block_weight)
+        return
     row = segment * n_bucket
-    seg_lo = bucket_indptr[row]
-    seg_hi = bucket_indptr[row + n_bucket]
+    seg_lo = bucket_table[row]
+    seg_hi = bucket_table[row + n_bucket]
     if seg_hi - seg_lo < linear_below:
         for h in range(n_bucket):
             high = h << 8
-            for e in range(bucket_indptr[row + h], bucket_indptr[row + h + 1]):
+            for e in range(bucket_table[row + h], bucket_table[row + h + 1]):
                 key = np.int64(keys[e])
                 weight = q_dense[high | (key >> 8)]
                 if weight != 0:
@@ -139,17 +148,9 @@ def add_summary_segment(segment: int, base: int, n_bucket: int, bucket_indptr: n
         comp = np.int64(q_indices[p])
         if comp >= n_terms:
             continue
-        lo = bucket_indptr[row + (comp >> 8)]
-        hi = bucket_indptr[row + (comp >> 8) + 1]
+        end = bucket_table[row + (comp >> 8) + 1]
         low = comp & 255
-        target = np.uint16(low << 8)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if keys[mid] < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        end = bucket_indptr[row + (comp >> 8) + 1]
+        lo = nibble.lower_bound(keys, bucket_table[row + (comp >> 8)], end, np.uint16(low << 8))
         weight = q_values[p]
         while lo < end and (np.int64(keys[lo]) >> 8) == low:
             blk = base + (np.int64(keys[lo]) & 255)

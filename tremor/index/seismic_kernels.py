@@ -33,6 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from tremor.index.seismic_compact import SEGMENT_BITS, add_summary_segment
+from tremor.index.seismic_nibble import list_block_bits
 from tremor.index.topk import heap_drain_sorted, heap_push
 
 # ---------------------------------------------------------------------------------------------------- primitives
@@ -499,12 +500,12 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
                     doc_indptr: np.ndarray, doc_components: np.ndarray, values: np.ndarray, max_value: np.ndarray,
                     comp_count: np.ndarray, comp_touched: np.ndarray, out_min: np.ndarray, out_scale: np.ndarray,
                     block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray,
-                    round_up: bool = True) -> int:
+                    round_up: bool = True, levels: int = 255) -> int:
     """Summaries of one list's blocks: coordinate-wise max over a block's documents, trimmed to the largest entries
-    that hold ``summary_energy`` of its L1 mass, quantized to 8 bits (rounded up). The list's own term
+    that hold ``summary_energy`` of its L1 mass, quantized to ``levels`` + 1 codes (rounded up). The list's own term
     ``list_term``, which every document of the block has, always stays (the trim could drop it when weights are
-    flat, as BM25's are). Written as the list's small
-    inverted index, one segment per 2**block_bits blocks: an entry per (component, block) packs
+    flat, as BM25's are). ``levels`` is the largest code: 255 (8-bit summaries) or 15 (4-bit). Written as the list's
+    small inverted index, one segment per 2**block_bits blocks: an entry per (component, block) packs
     ``component << (block_bits + 8) | block within the segment << 8 | code``, ascending within a segment. Returns
     the number of entries; the segments' entry counts go to ``out_segment_sizes``."""
     n_entries = 0
@@ -556,10 +557,10 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
             tmp_block[n_entries] = b
             n_entries += 1
         if n_entries > first_entry:
-            scale = np.float32((top - low) / 255.0)
+            scale = np.float32((top - low) / levels)
             if scale > 0:
                 # make sure the largest code reaches the maximum despite float rounding
-                while low + np.float32(255.0) * scale < top:
+                while low + np.float32(levels) * scale < top:
                     scale = np.float32(scale * np.float32(1.0 + 1e-6))
             out_min[b] = low
             out_scale[b] = scale
@@ -567,11 +568,11 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
                 v = max_value[tmp_comp[e]]
                 code = 0
                 if scale > 0 and round_up:
-                    code = min(255, int(np.ceil((v - low) / scale)))
-                    while code < 255 and low + np.float32(code) * scale < v:
+                    code = min(levels, int(np.ceil((v - low) / scale)))
+                    while code < levels and low + np.float32(code) * scale < v:
                         code += 1
                 elif scale > 0:
-                    code = min(255, int(np.floor((v - low) / scale + np.float32(0.5))))
+                    code = min(levels, int(np.floor((v - low) / scale + np.float32(0.5))))
                 tmp_code[e] = code
         else:
             out_min[b] = 0.0
@@ -646,7 +647,7 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
                 segment_slot: np.ndarray, summary_slot: np.ndarray, posting_docs: np.ndarray, block_sizes: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, n_blocks_out: np.ndarray, block_bits: int,
                 sum_entries: np.ndarray, segment_sizes: np.ndarray, n_sum_entries: np.ndarray,
-                round_up: bool = True) -> None:
+                round_up: bool = True, levels: int = 255) -> None:
     """Block and summarize the pruned lists of terms ``first_term + i`` (a batch), in parallel over lists.
 
     Threads take the batch positions of ``schedule`` (costliest first) in turn. List i is rewritten in block order
@@ -687,7 +688,7 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
                 out_docs, block_sizes[b0:b0 + n_blocks], n_blocks, summary_energy, doc_indptr, doc_components,
                 values, max_value, comp_count, comp_touched, block_min[b0:b0 + n_blocks],
                 block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:],
-                round_up)
+                round_up, levels)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -815,15 +816,18 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
                  sort_first: bool, direct_postings: int, doc_indptr: np.ndarray, doc_components: np.ndarray,
                  doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray, block_min: np.ndarray,
                  block_scale: np.ndarray, posting_docs: np.ndarray, list_segment_indptr: np.ndarray,
-                 bucket_indptr: np.ndarray, summary_keys: np.ndarray, summary_codes: np.ndarray,
-                 n_bucket: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
+                 summary: tuple, n_bucket: int, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                  visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray, block_order: np.ndarray,
                  heap_scores: np.ndarray, heap_docs: np.ndarray, size: int, n_visited: int) -> tuple:
     """The list visits of ``_search_one`` (query scattered into ``q_dense`` already), into a heap holding ``size``
     documents; returns (heap size, documents visited). Several indexes sharing document numbering (the segments of a
-    live index) can be visited one after the other with one heap, each pruning against the k-th score so far."""
+    live index) can be visited one after the other with one heap, each pruning against the k-th score so far.
+    ``summary`` is (table starts, bucket anchors, bucket table, keys, codes) of either summary layout
+    (``add_summary_segment``)."""
     n_terms = list_block_indptr.shape[0] - 1
     n_q = q_indices.shape[0]
+    table_start, bucket_anchor, bucket_table, summary_keys, summary_codes = summary
+    four_bit = table_start.shape[0] > 0
     linear_below = LINEAR_SUMMARY * n_q
     bound_order = np.argsort(-q_values * list_max[np.minimum(q_indices, n_terms - 1)], kind="mergesort")
     order = bound_order[np.argsort(-q_values[bound_order], kind="mergesort")]
@@ -847,10 +851,11 @@ def _visit_lists(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut:
             continue
         # summary scores of this list's blocks: the query against each block's quantized summary
         first_segment = list_segment_indptr[term]
+        segment_bits = list_block_bits(n_blocks) if four_bit else SEGMENT_BITS
         for segment in range(first_segment, list_segment_indptr[term + 1]):
-            add_summary_segment(segment, (segment - first_segment) << SEGMENT_BITS, n_bucket, bucket_indptr,
-                                summary_keys, summary_codes, q_indices, q_values, q_dense, n_terms, linear_below,
-                                block_codes, block_weight)
+            add_summary_segment(segment, (segment - first_segment) << segment_bits, segment_bits, n_bucket,
+                                table_start, bucket_anchor, bucket_table, summary_keys, summary_codes, q_indices,
+                                q_values, q_dense, n_terms, linear_below, block_codes, block_weight)
         for j in range(n_blocks):
             b = first_block + j
             block_codes[j] = block_scale[b] * block_codes[j] + block_min[b] * block_weight[j]
@@ -889,8 +894,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
                 n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
                 doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray, block_indptr: np.ndarray,
                 block_min: np.ndarray, block_scale: np.ndarray, posting_docs: np.ndarray,
-                list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray, summary_keys: np.ndarray,
-                summary_codes: np.ndarray, n_bucket: int, knn: np.ndarray, list_max: np.ndarray,
+                list_segment_indptr: np.ndarray, summary: tuple, n_bucket: int, knn: np.ndarray,
+                list_max: np.ndarray,
                 q_dense: np.ndarray, visited: np.ndarray, visited_docs: np.ndarray, block_codes: np.ndarray,
                 block_weight: np.ndarray,
                 block_order: np.ndarray, heap_scores: np.ndarray, heap_docs: np.ndarray, out_scores: np.ndarray,
@@ -915,8 +920,8 @@ def _search_one(q_indices: np.ndarray, q_values: np.ndarray, k: int, query_cut: 
             q_dense[q_indices[p]] = q_values[p]
     size, n_visited = _visit_lists(q_indices, q_values, k, query_cut, heap_factor, sort_first, direct_postings,
                                    doc_indptr, doc_components, doc_values, list_block_indptr, block_indptr, block_min,
-                                   block_scale, posting_docs, list_segment_indptr, bucket_indptr,
-                                   summary_keys, summary_codes, n_bucket, list_max, q_dense, visited,
+                                   block_scale, posting_docs, list_segment_indptr, summary, n_bucket, list_max,
+                                   q_dense, visited,
                                    visited_docs, block_codes, block_weight, block_order, heap_scores, heap_docs, 0, 0)
     if n_knn > 0 and knn.shape[1] > 0 and size > 0:
         results = heap_docs[:size].copy()
@@ -946,8 +951,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
                   heap_factor: float, n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
                   doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                   block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
-                  summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
+                  posting_docs: np.ndarray, list_segment_indptr: np.ndarray, summary: tuple, n_bucket: int,
                   knn: np.ndarray, list_max: np.ndarray, q_dense: np.ndarray, visited: np.ndarray,
                   visited_docs: np.ndarray, block_codes: np.ndarray, block_weight: np.ndarray,
                   block_order: np.ndarray, blocked_words: np.ndarray | None = None) -> tuple:
@@ -964,7 +968,7 @@ def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndar
         _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, direct_postings,
                     doc_indptr,
                     doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                    posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes, n_bucket,
+                    posting_docs, list_segment_indptr, summary, n_bucket,
                     knn, list_max, q_dense, visited, visited_docs, block_codes, block_weight, block_order,
                     heap_scores, heap_docs, out_scores[qi], out_docs[qi], blocked_words)
     return out_scores, out_docs
@@ -975,8 +979,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
                     heap_factor: float, n_knn: int, sort_first: bool, direct_postings: int, doc_indptr: np.ndarray,
                     doc_components: np.ndarray, doc_values: tuple, list_block_indptr: np.ndarray,
                     block_indptr: np.ndarray, block_min: np.ndarray, block_scale: np.ndarray,
-                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, bucket_indptr: np.ndarray,
-                    summary_keys: np.ndarray, summary_codes: np.ndarray, n_bucket: int,
+                    posting_docs: np.ndarray, list_segment_indptr: np.ndarray, summary: tuple, n_bucket: int,
                     knn: np.ndarray, list_max: np.ndarray, max_blocks: int, n_chunks: int,
                     blocked_words: np.ndarray | None = None) -> tuple:
     """Search a batch of queries in parallel over threads, each thread with its own scratch arrays (and, with a
@@ -1003,7 +1006,7 @@ def search_parallel(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nd
             _search_one(q_indices[s:e], q_values[s:e], k, query_cut, heap_factor, n_knn, sort_first, direct_postings,
                     doc_indptr,
                         doc_components, doc_values, list_block_indptr, block_indptr, block_min, block_scale,
-                        posting_docs, list_segment_indptr, bucket_indptr, summary_keys, summary_codes,
+                        posting_docs, list_segment_indptr, summary,
                         n_bucket, knn, list_max, q_dense, visited, visited_docs, block_codes,
                         block_weight, block_order, heap_scores, heap_docs, out_scores[qi], out_docs[qi],
                         blocked_words)
