@@ -150,7 +150,7 @@ def add_summary_segment(segment: int, base: int, block_bits: int, n_bucket: int,
             continue
         end = bucket_table[row + (comp >> 8) + 1]
         low = comp & 255
-        lo = nibble.lower_bound(keys, bucket_table[row + (comp >> 8)], end, np.uint16(low << 8))
+        lo = nibble.lower_bound(keys, np.int64(bucket_table[row + (comp >> 8)]), np.int64(end), np.uint16(low << 8))
         weight = q_values[p]
         while lo < end and (np.int64(keys[lo]) >> 8) == low:
             blk = base + (np.int64(keys[lo]) & 255)

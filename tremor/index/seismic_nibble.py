@@ -190,17 +190,14 @@ def _row(anchor: np.ndarray, offsets: np.ndarray, r: int) -> int:
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def lower_bound(keys: np.ndarray, lo: int, hi: int, target: np.uint16) -> int:
-    """First position in [lo, hi) whose key is >= ``target`` (keys ascending there), or hi: a binary search whose
-    step is a select, not a branch (buckets are short and their branches unpredictable)."""
-    n = hi - lo
-    if n <= 0:
-        return lo
-    base = lo
-    while n > 1:
-        half = n >> 1
-        base = base + half if keys[base + half] < target else base
-        n -= half
-    return base + (1 if keys[base] < target else 0)
+    """First position in [lo, hi) whose key is >= ``target`` (keys ascending there), or hi."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,3 +239,4 @@ def first_key_outside_its_list(list_segment_indptr: np.ndarray, list_block_indpt
             if largest >= 0 and block >= n_blocks:
                 return segment, block
     return -1, -1
+
