@@ -40,7 +40,8 @@ def exact_index(tmp_path, tiny_corpus) -> Path:
 
 @pytest.fixture()
 def seismic_index(tmp_path, tiny_corpus) -> Path:
-    return tremor.build_index(tiny_corpus, tmp_path / "sidx", index="seismic,lambda=inf", progress=False)
+    return tremor.build_index(tiny_corpus, tmp_path / "sidx", index="seismic,lambda=inf,summary_bits=8",
+                              progress=False)
 
 
 @pytest.fixture()

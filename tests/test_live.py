@@ -111,6 +111,28 @@ def test_version_one_directory_still_loads_and_becomes_live(tmp_path):
     assert old.refresh() is True and old.index.n_live == 34  # until it moves to the newest commit
 
 
+def test_live_seismic_index_keeps_the_summary_layout_its_segments_have(tmp_path):
+    # created now: the layout is pinned in the commit, so a later default cannot split the index into two layouts
+    fresh = tmp_path / "fresh"
+    with IndexWriter(fresh, index="seismic,lambda=inf") as writer:
+        writer.add(random_vectors_docs(30, 1))
+        writer.commit()
+        assert writer.commit_point["params"]["summary_bits"] == 4
+    # a static index written before summary_bits existed (8-bit summaries, no such parameter) takes new documents
+    # as 8-bit segments, and searches across both
+    old = tmp_path / "old"
+    build_index(random_vectors_docs(30, 2), old, index="seismic,lambda=inf,summary_bits=8", progress=False)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["params"]["summary_bits"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with IndexWriter(old) as writer:
+        writer.add(random_vectors_docs(10, 3))
+        writer.commit()
+    searcher = Searcher.load(old, query_cut=100, heap_factor=1.0)
+    assert [part.summary_bits for part in searcher.index.indexes] == [8, 8]
+    assert searcher.search(QUERIES[0], k=5)
+
+
 def random_vectors_docs(n, seed):
     rng = random.Random(seed)
     return [Document(f"s{seed}_{i}", " ".join(rng.choices(WORDS, k=rng.randint(5, 20)))) for i in range(n)]

@@ -103,10 +103,10 @@ def test_exact_settings_equal_the_exact_index(data, heap_factor, summary_energy,
     assert np.allclose(scores[found >= 0], exact_scores[exact >= 0], rtol=1e-5)
 
 
-@pytest.mark.parametrize("direct_postings", [0, 16])
-def test_summaries_split_into_segments_stay_exact(direct_postings):
+@pytest.mark.parametrize(("direct_postings", "summary_bits"), [(0, 8), (16, 8), (0, 4), (16, 4)])
+def test_summaries_split_into_segments_stay_exact(direct_postings, summary_bits):
     # a 40,000-term vocabulary packs 8 bits of block number per entry: lists of 600 one-document blocks need 3
-    # summary segments
+    # summary segments (in both layouts: 4-bit segments of such a long list hold 256 blocks too)
     rng = np.random.default_rng(3)
     n_docs, vocab = 600, 40_000
     dense = np.zeros((n_docs, vocab), np.float32)
@@ -116,8 +116,8 @@ def test_summaries_split_into_segments_stay_exact(direct_postings):
     docs = SparseVectors.from_scipy(sp.csr_matrix(dense))
     queries = docs[rng.choice(n_docs, 25, replace=False)]
     index = SeismicIndex.build(docs, n_postings=None, centroid_fraction=1.0, min_cluster_size=0,
-                               summary_energy=1.0, progress=False)
-    assert index.block_bits == 8 and np.diff(index.list_segment_indptr)[7] == 3
+                               summary_energy=1.0, summary_bits=summary_bits, progress=False)
+    assert index.summary_bits == summary_bits and np.diff(index.list_segment_indptr)[7] == 3
     _, exact = ExactIndex.build(as_stored(docs)).search(queries, 10)
     _, found = index.search(queries, 10, query_cut=1000, heap_factor=1.0, direct_postings=direct_postings)
     assert np.array_equal(found, exact)

@@ -57,7 +57,7 @@ def test_packed_index_loads_and_matches_a_fresh_build(tmp_path, tiny_corpus):
     old = tmp_path / "old"
     shutil.copytree(PACKED_INDEX, old)
     assert (old / "arrays" / "summary_entries.npy").is_file()
-    fresh = tremor.build_index(tiny_corpus, tmp_path / "new", index="seismic,lambda=inf", progress=False)
+    fresh = tremor.build_index(tiny_corpus, tmp_path / "new", index="seismic,lambda=inf,summary_bits=8", progress=False)
     assert not (fresh / "arrays" / "summary_entries.npy").exists()
     assert (fresh / "arrays" / "summary_keys.npy").is_file()
     loaded, built = Searcher.load(old), Searcher.load(fresh)
@@ -90,7 +90,7 @@ def test_conversion_is_lossless_and_three_bytes_per_entry():
     # 1,500 components (6 buckets); a list of 600 one-document blocks (3 compact segments)
     docs = random_docs(600, 1500, 20, seed=1)
     index = SeismicIndex.build(docs, n_postings=None, centroid_fraction=1.0, min_cluster_size=0, summary_energy=0.5,
-                               progress=False)
+                               summary_bits=8, progress=False)
     assert index.n_bucket == 6 and np.diff(index.list_segment_indptr)[7] == 3
     n_entries = index.summary_keys.shape[0]
     assert index.summary_keys.nbytes + index.summary_codes.nbytes == 3 * n_entries
@@ -127,7 +127,7 @@ def test_vocabulary_over_16_bits_stays_exact():
     docs = random_docs(400, 70_000, 15, seed=2, common=65_600)
     queries = docs[np.arange(0, 400, 17)]
     index = SeismicIndex.build(docs, n_postings=None, centroid_fraction=1.0, min_cluster_size=0, summary_energy=1.0,
-                               progress=False)
+                               summary_bits=8, progress=False)
     assert entry_layout(70_000)[1] == 7 and index.n_bucket == 274
     assert np.diff(index.list_segment_indptr)[65_600] == 2
     for segment in range(index.summary_bucket_indptr.shape[0] - 1):

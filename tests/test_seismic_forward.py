@@ -70,8 +70,8 @@ def test_u8_forward_saves_loads_and_is_checked(tmp_path, tiny_corpus):
 
 def test_summary_rounding_nearest(data):
     docs, queries = data
-    up = SeismicIndex.build(docs, n_postings=None, progress=False)
-    nearest = SeismicIndex.build(docs, n_postings=None, summary_rounding="nearest", progress=False)
+    up = SeismicIndex.build(docs, n_postings=None, summary_bits=8, progress=False)
+    nearest = SeismicIndex.build(docs, n_postings=None, summary_rounding="nearest", summary_bits=8, progress=False)
     assert np.array_equal(up.list_block_indptr, nearest.list_block_indptr)  # same blocks, other codes
     assert int(nearest.summary_codes.astype(np.int64).sum()) <= int(up.summary_codes.astype(np.int64).sum())
     _, exact = ExactIndex.build(nearest.documents()).search(queries, 10)

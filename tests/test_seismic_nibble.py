@@ -109,7 +109,7 @@ def test_untrimmed_4bit_summaries_search_exactly(sort_first):
 def test_4bit_index_is_smaller_and_no_worse_at_pruned_settings():
     docs = collection(2500)
     qs = queries(docs.vocab_size, 100)
-    eight = SeismicIndex.build(docs, progress=False)
+    eight = SeismicIndex.build(docs, progress=False, summary_bits=8)
     four = SeismicIndex.build(docs, progress=False, summary_bits=4)
     assert four.summary_keys.nbytes == 2 * four.summary_keys.shape[0]
     assert four.summary_keys.shape[0] == eight.summary_keys.shape[0]  # same entries, 2 bytes instead of 3
@@ -133,7 +133,7 @@ def test_saved_4bit_index_loads_searches_the_same_and_rejects_damage(tmp_path, t
                               progress=False)
     searcher = Searcher.load(path, query_cut=100, heap_factor=1.0, approximate_threshold=0)
     assert searcher.index.summary_bits == 4 and "summary_codes" not in searcher.index.arrays()
-    eight = Searcher.load(tremor.build_index(tiny_corpus, tmp_path / "idx8", index="seismic,lambda=inf",
+    eight = Searcher.load(tremor.build_index(tiny_corpus, tmp_path / "idx8", index="seismic,lambda=inf,summary_bits=8",
                                              progress=False), query_cut=100, heap_factor=1.0,
                           approximate_threshold=0)
     hits = [(h.id, round(h.score, 3)) for h in searcher.search(QUERY, k=5)]
@@ -142,6 +142,30 @@ def test_saved_4bit_index_loads_searches_the_same_and_rejects_damage(tmp_path, t
     arrays["summary_bucket_offsets"] = arrays["summary_bucket_offsets"].astype(np.uint32)
     with pytest.raises(IndexFormatError, match="summary_bucket_offsets"):
         SeismicIndex.from_arrays(arrays, searcher.index.params(), searcher.index.vocab_size, None)
+
+
+def test_vocabulary_over_16_bits_stays_exact_with_4bit_summaries():
+    # 70,000 components: packed build segments of 128 blocks, so a 4-bit segment of a 300-block list (256 blocks)
+    # gathers two of them and its buckets are re-sorted
+    rng = np.random.default_rng(2)
+    n_docs, vocab = 300, 70_000
+    dense = np.zeros((n_docs, vocab), np.float32)
+    dense[:, 65_600] = rng.random(n_docs) + 0.1
+    for d in range(n_docs):
+        dense[d, rng.choice(vocab, 15, replace=False)] = rng.random(15) + 0.1
+    docs = SparseVectors.from_scipy(sp.csr_matrix(dense))
+    docs = SparseVectors(docs.indptr, docs.indices, docs.values.astype(np.float16).astype(np.float32), vocab)
+    queries = docs[np.arange(0, n_docs, 13)]
+    index = SeismicIndex.build(docs, n_postings=None, centroid_fraction=1.0, min_cluster_size=0, summary_energy=1.0,
+                               summary_bits=4, progress=False)
+    assert np.diff(index.list_segment_indptr)[65_600] == 2
+    rows = nibble.table_rows(index.summary_bucket_anchor, index.summary_bucket_offsets)
+    for r in range(rows.shape[0] - 1):
+        assert np.all(np.diff(index.summary_keys[rows[r]:rows[r + 1]].astype(np.int64)) > 0)
+    exact_scores, exact = ExactIndex.build(docs).search(queries, 10)
+    scores, found = index.search(queries, 10, query_cut=1000, heap_factor=1.0, approximate_threshold=0)
+    assert np.array_equal(found, exact)
+    assert np.allclose(scores, exact_scores, rtol=1e-5)
 
 
 def test_summary_bits_must_be_8_or_4():

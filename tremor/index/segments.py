@@ -235,6 +235,9 @@ class IndexWriter:
                               and _only_writer_files(self.path))
             if fresh:
                 index_type, params = parse_index_spec(index)
+                cls = index_class(index_type)
+                for name in getattr(cls, "LEGACY_BUILD_DEFAULTS", {}):  # pinned: a later default must not apply
+                    params.setdefault(name, cls.BUILD_DEFAULTS[name])
                 self.encoder = get_encoder(encoder)
                 if getattr(self.encoder, "kind", None) == "bm25" and not self.encoder.fitted:
                     self.encoder.live = True  # statistics that follow the documents (see the module docstring)
@@ -412,6 +415,9 @@ class IndexWriter:
     def _build(self, vectors: SparseVectors):
         cls = index_class(self.commit_point["index_type"])
         params = dict(self.commit_point["params"])
+        # an index created before a parameter was pinned keeps the value its segments were built with
+        for name, legacy in getattr(cls, "LEGACY_BUILD_DEFAULTS", {}).items():
+            params.setdefault(name, legacy)
         if "progress" in inspect.signature(cls.build).parameters:
             params["progress"] = self.progress
         return cls.build(vectors, **params)

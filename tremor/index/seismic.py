@@ -117,7 +117,10 @@ class SeismicIndex:
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
                                       "knn": 0, "seed": 42, "forward": "f16",
-                                      "summary_rounding": "up", "summary_bits": 8}
+                                      "summary_rounding": "up", "summary_bits": 4}
+    # build parameters whose default changed, with the value indexes got before: a live index created before
+    # keeps building its segments with it (its segments must share one layout)
+    LEGACY_BUILD_DEFAULTS: ClassVar[dict] = {"summary_bits": 8}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)
     SEARCH_DEFAULTS: ClassVar[dict] = {"query_cut": 10, "heap_factor": 0.4, "n_knn": 0, "sort_first": True,
