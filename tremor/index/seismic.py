@@ -8,8 +8,9 @@ Build: every posting list is statically pruned to its largest entries (λ, ``n_p
 λ × vocabulary entries, at most ``max_fraction`` × λ per list, or λ per list), split into β × length blocks of
 similar documents (``centroid_fraction``; sampled centroids, assignment by inner product), and each block gets a
 summary: the coordinate-wise maximum of its documents, trimmed to the entries holding α of its L1 mass
-(``summary_energy``) and quantized to 8 bits, stored in the compact layout of ``tremor.index.seismic_compact`` (3 bytes
-per entry; indexes written in the earlier packed layout, 4 bytes per entry, are converted when they load). A forward
+(``summary_energy``) and quantized to 4 bits, stored in the layout of ``tremor.index.seismic_nibble`` (2 bytes per
+entry; ``summary_bits=8``: 8-bit codes in the compact layout of ``tremor.index.seismic_compact``, 3 bytes per entry;
+indexes written in the earlier packed layout, 4 bytes per entry, are converted when they load). A forward
 index (uint16/int32 components, float16 values) scores
 candidate documents exactly.
 
@@ -153,9 +154,10 @@ class SeismicIndex:
         this many documents or fewer are merged into others), ``doc_cut`` (document components used to pick a
         block), ``knn`` (κ, neighbours stored per document for SeismicWave; 0: none), ``seed``, ``forward`` (the
         forward index's values: "f16", float16; or "u8", 8-bit codes with a float32 scale per document, one byte
-        instead of two per entry, scores within half a code step of the float16 ones), ``summary_rounding`` ("up":
-        a summary's 8-bit codes never fall below the block's maxima, so heap_factor 1 with untrimmed summaries is
-        exact; "nearest": rounded to the nearest code, tighter on average and so pruning more)."""
+        instead of two per entry, scores within half a code step of the float16 ones), ``summary_bits`` (4: 4-bit
+        summary codes, 2 bytes per summary entry; 8: 8-bit codes, 3 bytes), ``summary_rounding`` ("up": a summary's
+        codes never fall below the block's maxima, so heap_factor 1 with untrimmed summaries is exact; "nearest":
+        rounded to the nearest code, tighter on average and so pruning more)."""
         if not isinstance(docs, SparseVectors):
             raise TremorError("SeismicIndex.build expects SparseVectors")
         p = cls._check_build_params(params)
@@ -201,6 +203,7 @@ class SeismicIndex:
         entry_dtype, block_bits = entry_layout(vocab_size)
         parts = []
         summary_entries = np.empty(0, dtype=entry_dtype)
+        sum_buffer = np.empty(0, dtype=np.uint64)
         used = 0
         n_entries_all = np.zeros(vocab_size, dtype=np.int64)
         with tqdm(total=int(kept.sum()), desc="seismic: blocking postings", unit="posting", unit_scale=True,
@@ -218,7 +221,12 @@ class SeismicIndex:
                 block_min = np.zeros(int(block_slot[-1]), dtype=np.float32)
                 block_scale = np.zeros(int(block_slot[-1]), dtype=np.float32)
                 n_blocks = np.zeros(n_lists, dtype=np.int64)
-                sum_entries = np.empty(int(summary_slot[-1]), dtype=np.uint64)
+                # one buffer for every batch: each list writes only the head of its slot (its summary entries, a
+                # few percent of the bound), and a fresh buffer would have the kernel zero a whole (huge) page per
+                # list on first touch (a quarter of the build's time, measured with perf)
+                if sum_buffer.shape[0] < int(summary_slot[-1]):
+                    sum_buffer = np.empty(int(summary_slot[-1]), dtype=np.uint64)
+                sum_entries = sum_buffer[:int(summary_slot[-1])]
                 segment_sizes = np.zeros(int(segment_slot[-1]), dtype=np.int64)
                 n_entries = n_entries_all[first:last]
                 kernels.build_lists(first, schedule, max(1, min(n_threads, n_lists)), kept, kept_offset,
@@ -233,7 +241,6 @@ class SeismicIndex:
                     n_lists, block_slot, segment_slot, summary_slot, n_blocks, n_entries, block_bits, block_sizes,
                     block_min, block_scale, segment_sizes, sum_entries, summary_entries, used)))
                 used += int(n_entries.sum())
-                del sum_entries
                 bar.update(int(kept[first:last].sum()))
         steps.update()
 

@@ -500,19 +500,18 @@ def _summarize_list(block_docs: np.ndarray, block_sizes: np.ndarray, n_blocks: i
                     doc_indptr: np.ndarray, doc_components: np.ndarray, values: np.ndarray, max_value: np.ndarray,
                     comp_count: np.ndarray, comp_touched: np.ndarray, out_min: np.ndarray, out_scale: np.ndarray,
                     block_bits: int, list_term: int, out_entries: np.ndarray, out_segment_sizes: np.ndarray,
-                    round_up: bool = True, levels: int = 255) -> int:
+                    tmp_comp: np.ndarray, tmp_block: np.ndarray, tmp_code: np.ndarray, round_up: bool = True,
+                    levels: int = 255) -> int:
     """Summaries of one list's blocks: coordinate-wise max over a block's documents, trimmed to the largest entries
     that hold ``summary_energy`` of its L1 mass, quantized to ``levels`` + 1 codes (rounded up). The list's own term
     ``list_term``, which every document of the block has, always stays (the trim could drop it when weights are
     flat, as BM25's are). ``levels`` is the largest code: 255 (8-bit summaries) or 15 (4-bit). Written as the list's
     small inverted index, one segment per 2**block_bits blocks: an entry per (component, block) packs
     ``component << (block_bits + 8) | block within the segment << 8 | code``, ascending within a segment. Returns
-    the number of entries; the segments' entry counts go to ``out_segment_sizes``."""
+    the number of entries; the segments' entry counts go to ``out_segment_sizes``. ``tmp_*`` are scratch of at least
+    ``out_entries``' length (the caller's, reused from list to list: fresh memory costs a page clear per list)."""
     n_entries = 0
     block_entry_start = np.empty(n_blocks + 1, dtype=np.int64)
-    tmp_comp = np.empty(out_entries.shape[0], dtype=np.int32)
-    tmp_block = np.empty(out_entries.shape[0], dtype=np.int32)
-    tmp_code = np.empty(out_entries.shape[0], dtype=np.uint8)
     start = 0
     for b in range(n_blocks):
         end = start + block_sizes[b]
@@ -660,6 +659,12 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
         max_value = np.zeros(vocab_size, dtype=np.float32)
         comp_count = np.zeros(vocab_size, dtype=np.int32)
         comp_touched = np.empty(vocab_size, dtype=np.int32)
+        largest = 0
+        for r in range(chunk, schedule.shape[0], n_chunks):
+            largest = max(largest, summary_slot[schedule[r] + 1] - summary_slot[schedule[r]])
+        tmp_comp = np.empty(largest, dtype=np.int32)
+        tmp_block = np.empty(largest, dtype=np.int32)
+        tmp_code = np.empty(largest, dtype=np.uint8)
         for r in range(chunk, schedule.shape[0], n_chunks):
             i = schedule[r]
             t = first_term + i
@@ -688,7 +693,7 @@ def build_lists(first_term: int, schedule: np.ndarray, n_chunks: int, kept: np.n
                 out_docs, block_sizes[b0:b0 + n_blocks], n_blocks, summary_energy, doc_indptr, doc_components,
                 values, max_value, comp_count, comp_touched, block_min[b0:b0 + n_blocks],
                 block_scale[b0:b0 + n_blocks], block_bits, t, sum_entries[s0:s1], segment_sizes[segment_slot[i]:],
-                round_up, levels)
+                tmp_comp, tmp_block, tmp_code, round_up, levels)
 
 
 @numba.njit(cache=True, nogil=True)
