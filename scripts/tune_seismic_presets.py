@@ -8,6 +8,11 @@ the approximate path is measured even on a collection below the default threshol
 results/seismic_presets.{json,md}.
 
     python scripts/tune_seismic_presets.py --vectors /work/cache/splade
+
+With ``--synthetic DIR`` (``scripts/make_synthetic.py`` output) the one collection is that synthetic set instead, for
+the table of settings on 1M SPLADE-like documents (the shipped presets stay the splade-tiny ones):
+
+    python scripts/tune_seismic_presets.py --synthetic runs/synthetic-1m --out results/seismic_presets_1m
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ def median_us(index: SeismicIndex, single: list, k: int, params: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vectors", type=Path, default=Path("/work/cache/splade"))
+    parser.add_argument("--synthetic", type=Path, default=None,
+                        help="tune on this scripts/make_synthetic.py set instead of the splade-tiny vectors")
     parser.add_argument("--queries", type=int, default=400, help="queries per collection (random sample)")
     parser.add_argument("--query-cuts", default="3,4,5,6,8,10,12,15,20,30")
     parser.add_argument("--heap-factors", default="0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")
@@ -59,9 +66,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     grid = [(int(c), float(h)) for c in args.query_cuts.split(",") for h in args.heap_factors.split(",")]
     per_dataset: dict[str, dict] = {}
-    for name in ("scifact", "nfcorpus"):
-        _, docs, _ = read_vectors(args.vectors / f"{name}-docs", mmap=False)
-        _, queries, _ = read_vectors(args.vectors / f"{name}-queries", mmap=False)
+    for name in (("synthetic",) if args.synthetic else ("scifact", "nfcorpus")):
+        if args.synthetic:
+            from make_synthetic import load_vectors
+
+            docs, queries = load_vectors(args.synthetic / "docs.npz"), load_vectors(args.synthetic / "queries.npz")
+        else:
+            _, docs, _ = read_vectors(args.vectors / f"{name}-docs", mmap=False)
+            _, queries, _ = read_vectors(args.vectors / f"{name}-queries", mmap=False)
         queries = queries[np.sort(rng.choice(len(queries), min(args.queries, len(queries)), replace=False))]
         exact = ExactIndex.build(docs).search(queries, args.k)[1]
         index = SeismicIndex.build(docs, progress=False)
@@ -88,7 +100,8 @@ def main() -> None:
     for preset, target in TARGETS.items():
         ok = [row for row in combined if row["min_recall"] >= target]
         presets[preset] = min(ok, key=lambda row: row["mean_us"]) if ok else None
-    result = {"vectors": "splade-tiny (tremor encode), scifact and nfcorpus", "k": args.k,
+    label = f"synthetic ({args.synthetic})" if args.synthetic else "splade-tiny (tremor encode), scifact and nfcorpus"
+    result = {"vectors": label, "k": args.k,
               "build": SeismicIndex.BUILD_DEFAULTS, "targets": TARGETS, "datasets": {
                   n: {key: v for key, v in d.items() if key != "grid"} for n, d in per_dataset.items()},
               "grid": combined, "presets": presets,
@@ -97,7 +110,8 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     names = list(per_dataset)
     lines = ["# Seismic search presets", "",
-             "Default build (λ 3500, β 0.1, α 0.4) over splade-tiny vectors; real queries (" +
+             f"Default build (λ 3500, β 0.1, α 0.4, {SeismicIndex.BUILD_DEFAULTS['summary_bits']}-bit summaries) over "
+             f"{'the synthetic set ' + str(args.synthetic) if args.synthetic else 'splade-tiny vectors'}; queries (" +
              ", ".join(f"{n}: {per_dataset[n]['queries']} of them, {per_dataset[n]['docs']} documents"
                        for n in names) +
              f"); recall@{args.k} against exact search; median CPU µs per single-query search, one thread. "
