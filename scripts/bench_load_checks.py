@@ -35,7 +35,8 @@ def unchecked_load(path: Path):
     if manifest["index_type"] == "exact":
         return cls(*(arrays[n] for n in ("doc_indptr", "doc_indices", "doc_values", "post_indptr", "post_docs",
                                          "post_values")), manifest["vocab_size"], manifest.get("vocab_id"))
-    return cls({n: arrays[n] for n in cls.ARRAY_NAMES}, manifest["params"], manifest["vocab_size"],
+    names = cls.NIBBLE_ARRAY_NAMES if "summary_table_start" in arrays else cls.ARRAY_NAMES
+    return cls({n: arrays[n] for n in names}, manifest["params"], manifest["vocab_size"],
                manifest.get("vocab_id"))
 
 
