@@ -368,7 +368,7 @@ class SeismicIndex:
         """``arrays`` with packed summaries (``summary_entries``, ``segment_entry_indptr``, ``summary_skip``, the
         previous format) replaced by the compact layout's, or with ``four_bit`` (4-bit codes) the 4-bit layout's."""
         out = {name: array for name, array in arrays.items() if name not in PACKED_ONLY}
-        convert = nibble.from_packed if four_bit else compact.compact_from_packed
+        convert = compact.nibble_from_packed if four_bit else compact.compact_from_packed
         out.update(convert(arrays["list_block_indptr"], arrays["list_segment_indptr"],
                            arrays["segment_entry_indptr"], arrays["summary_entries"], block_bits, vocab_size))
         return out

@@ -11,7 +11,9 @@ list) is cut into buckets of 256 components (``component >> 8``), and a bucket's
 with ``summary_bucket_indptr[g * n_buckets + h]`` the first entry of bucket h of segment g (n_buckets =
 ceil(vocab / 256)). Finding a query component's entries is one table lookup and a short binary search inside its
 bucket. The bucket table costs 4 bytes × ceil(vocab / 256) per segment (480 bytes for BERT's 30,522 components).
-Indexes written in the packed layout load through ``compact_from_packed``.
+Indexes written in the packed layout load through ``compact_from_packed``. A build writes packed entries first and
+converts them here: to this layout, or with 4-bit codes (``summary_bits=4``) to ``seismic_nibble``'s
+(``nibble_from_packed``); ``add_summary_segment`` scores a segment of either.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tremor.index import seismic_nibble as nibble
 
 BUCKET_BITS = 8  # components per bucket: 256 (the low byte stays in the key)
 SEGMENT_BITS = 8  # blocks per segment: 256 (the block byte of the key)
+NO_LIST_BITS = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # _place_packed's last arguments for the 8-bit layout
 
 
 def n_buckets(vocab_size: int) -> int:
@@ -33,14 +36,21 @@ def n_buckets(vocab_size: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def _place_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
                   entries: np.ndarray, block_bits: int, n_bucket: int, new_list_segments: np.ndarray,
-                  slots: np.ndarray, keys: np.ndarray, codes: np.ndarray, fill: bool) -> None:
-    """Walk the packed entries in order, each to its compact (segment, bucket) slot, given each list's first compact
-    segment in ``new_list_segments``: count it into ``slots[1 + slot]`` (``fill`` false), or write its key and code
-    at ``slots[slot]``, the slot's next free position (``fill`` true). Packed segments are ascending (component,
-    block) and hold whole compact segments (block_bits >= 8), so the order carries over."""
+                  slots: np.ndarray, keys: np.ndarray, codes: np.ndarray, fill: bool, list_bits: np.ndarray,
+                  table_start: np.ndarray) -> None:
+    """Walk the packed entries in order, each to its (segment, bucket) slot, given each list's first new segment
+    in ``new_list_segments``: count it into ``slots[1 + slot]`` (``fill`` false), or write its key (and code) at
+    ``slots[slot]``, the slot's next free position (``fill`` true). With ``list_bits`` empty the target is the
+    compact 8-bit layout (slot (segment, bucket) = segment × n_bucket + bucket); otherwise the 4-bit one
+    (``seismic_nibble``: list t's block bits in ``list_bits[t]``, bucket h of segment g at slot table_start[g] - g +
+    h, the code inside the key). Packed segments are ascending (component, block) and hold whole new segments when
+    block_bits >= 8, so the order carries over (otherwise the caller sorts the buckets)."""
     comp_shift = np.uint64(block_bits + 8)
     block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
+    four_bit = list_bits.shape[0] > 0
     for t in range(list_block_indptr.shape[0] - 1):
+        b_bits = list_bits[t] if four_bit else SEGMENT_BITS
+        c_bits = nibble.KEY_BITS - b_bits if four_bit else BUCKET_BITS
         g0 = new_list_segments[t]
         for segment in range(list_segment_indptr[t], list_segment_indptr[t + 1]):
             base = (segment - list_segment_indptr[t]) << block_bits
@@ -48,13 +58,19 @@ def _place_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray
                 entry = np.uint64(entries[e])
                 block = base + np.int64((entry >> np.uint64(8)) & block_mask)
                 comp = np.int64(entry >> comp_shift)
-                slot = (g0 + (block >> SEGMENT_BITS)) * n_bucket + (comp >> BUCKET_BITS)
+                g = g0 + (block >> b_bits)
+                slot = (table_start[g] - g if four_bit else g * n_bucket) + (comp >> c_bits)
                 if not fill:
                     slots[1 + slot] += 1
                     continue
                 pos = slots[slot]
-                keys[pos] = np.uint16(((comp & 255) << 8) | (block & 255))
-                codes[pos] = np.uint8(entry & np.uint64(255))
+                code = np.int64(entry & np.uint64(255))
+                if four_bit:
+                    keys[pos] = np.uint16(((comp & ((1 << c_bits) - 1)) << (b_bits + 4))
+                                          | ((block & ((1 << b_bits) - 1)) << 4) | (code & nibble.LEVELS))
+                else:
+                    keys[pos] = np.uint16(((comp & 255) << 8) | (block & 255))
+                    codes[pos] = np.uint8(code)
                 slots[slot] = pos + 1
 
 
@@ -74,11 +90,11 @@ def compact_from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.n
     codes = np.empty(n_entries, dtype=np.uint8)
     counts = np.zeros(n_segments * n_bucket + 1, dtype=np.int64)
     _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
-                  new_list_segments, counts, keys, codes, False)
+                  new_list_segments, counts, keys, codes, False, *NO_LIST_BITS)
     bucket_indptr = np.cumsum(counts)
     cursor = bucket_indptr[:-1].copy()
     _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, n_bucket,
-                  new_list_segments, cursor, keys, codes, True)
+                  new_list_segments, cursor, keys, codes, True, *NO_LIST_BITS)
     if block_bits < SEGMENT_BITS:
         # packed segments smaller than compact ones: a bucket got its entries segment by segment, so sort it
         _sort_buckets(bucket_indptr, keys, codes)
@@ -86,16 +102,44 @@ def compact_from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.n
             "summary_keys": keys, "summary_codes": codes}
 
 
+def nibble_from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray,
+                       segment_entry_indptr: np.ndarray, entries: np.ndarray, block_bits: int,
+                       vocab_size: int) -> dict[str, np.ndarray]:
+    """The 4-bit layout's arrays (``list_segment_indptr``, ``summary_table_start``, ``summary_bucket_anchor``,
+    ``summary_bucket_offsets``, ``summary_keys``; see ``seismic_nibble``) of packed entries whose codes are below
+    16."""
+    bits, new_list_segments, table_start = nibble.layout(list_block_indptr, vocab_size)
+    n_segments = int(new_list_segments[-1])
+    keys = np.empty(int(entries.shape[0]), dtype=np.uint16)
+    no_codes = np.empty(0, dtype=np.uint8)
+    counts = np.zeros(int(table_start[-1]) - n_segments + 1, dtype=np.int64)
+    _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, 0,
+                  new_list_segments, counts, keys, no_codes, False, bits, table_start)
+    slot_indptr = np.cumsum(counts)
+    cursor = slot_indptr[:-1].copy()
+    _place_packed(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, 0,
+                  new_list_segments, cursor, keys, no_codes, True, bits, table_start)
+    if block_bits < nibble.MAX_BLOCK_BITS:  # a segment took entries from several packed segments
+        _sort_buckets(slot_indptr, keys, no_codes)
+    # row r of segment g is slot r - g's start (its last row, the next segment's first slot, is its end)
+    segment_of_row = np.repeat(np.arange(n_segments, dtype=np.int64), np.diff(table_start))
+    rows = slot_indptr[np.arange(int(table_start[-1]), dtype=np.int64) - segment_of_row]
+    anchor, offsets = nibble.anchored(rows)
+    return {"list_segment_indptr": new_list_segments, "summary_table_start": table_start,
+            "summary_bucket_anchor": anchor, "summary_bucket_offsets": offsets, "summary_keys": keys}
+
+
 @numba.njit(cache=True, nogil=True)
 def _sort_buckets(bucket_indptr: np.ndarray, keys: np.ndarray, codes: np.ndarray) -> None:
-    """Sort every bucket's entries by key (keys are distinct within a bucket)."""
+    """Sort every bucket's entries by key (keys are distinct within a bucket; no codes: keys only)."""
     for slot in range(bucket_indptr.shape[0] - 1):
         lo = bucket_indptr[slot]
         hi = bucket_indptr[slot + 1]
         if hi - lo > 1:
             order = np.argsort(keys[lo:hi])
             keys[lo:hi] = keys[lo:hi][order]
-            codes[lo:hi] = codes[lo:hi][order]
+            if codes.shape[0] > 0:
+                codes[lo:hi] = codes[lo:hi][order]
 
 
 @numba.njit(cache=True, nogil=True)

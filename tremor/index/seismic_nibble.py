@@ -57,63 +57,6 @@ def layout(list_block_indptr: np.ndarray, vocab_size: int) -> tuple[np.ndarray, 
     return bits, list_segments, table_start
 
 
-@numba.njit(cache=True, nogil=True)
-def _place(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-           entries: np.ndarray, block_bits: int, bits: np.ndarray, new_list_segments: np.ndarray,
-           table_start: np.ndarray, slots: np.ndarray, keys: np.ndarray, fill: bool) -> None:
-    """Walk the packed entries (ascending (component, block) per packed segment of 2**block_bits blocks, which
-    holds whole 4-bit segments) in order, each to its (segment, bucket) slot, the slot of bucket h of segment g
-    being table_start[g] - g + h: count it into ``slots[1 + slot]`` (``fill`` false), or write its key at
-    ``slots[slot]``, the slot's next free position (``fill`` true)."""
-    comp_shift = np.uint64(block_bits + 8)
-    block_mask = (np.uint64(1) << np.uint64(block_bits)) - np.uint64(1)
-    for t in range(list_block_indptr.shape[0] - 1):
-        b_bits = bits[t]
-        c_bits = KEY_BITS - b_bits
-        g0 = new_list_segments[t]
-        for segment in range(list_segment_indptr[t], list_segment_indptr[t + 1]):
-            base = (segment - list_segment_indptr[t]) << block_bits
-            for e in range(segment_entry_indptr[segment], segment_entry_indptr[segment + 1]):
-                entry = np.uint64(entries[e])
-                block = base + np.int64((entry >> np.uint64(8)) & block_mask)
-                comp = np.int64(entry >> comp_shift)
-                g = g0 + (block >> b_bits)
-                slot = table_start[g] - g + (comp >> c_bits)
-                if not fill:
-                    slots[1 + slot] += 1
-                    continue
-                pos = slots[slot]
-                code = np.int64(entry & np.uint64(255))
-                keys[pos] = np.uint16(((comp & ((1 << c_bits) - 1)) << (b_bits + 4))
-                                      | ((block & ((1 << b_bits) - 1)) << 4) | (code & LEVELS))
-                slots[slot] = pos + 1
-
-
-def from_packed(list_block_indptr: np.ndarray, list_segment_indptr: np.ndarray, segment_entry_indptr: np.ndarray,
-                entries: np.ndarray, block_bits: int, vocab_size: int) -> dict[str, np.ndarray]:
-    """The 4-bit layout's arrays (``list_segment_indptr``, ``summary_table_start``, ``summary_bucket_anchor``,
-    ``summary_bucket_offsets``, ``summary_keys``) of packed entries whose codes are below 16."""
-    bits, new_list_segments, table_start = layout(list_block_indptr, vocab_size)
-    n_segments = int(new_list_segments[-1])
-    n_slots = int(table_start[-1]) - n_segments
-    keys = np.empty(int(entries.shape[0]), dtype=np.uint16)
-    counts = np.zeros(n_slots + 1, dtype=np.int64)
-    _place(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, bits,
-           new_list_segments, table_start, counts, keys, False)
-    slot_indptr = np.cumsum(counts)
-    cursor = slot_indptr[:-1].copy()
-    _place(list_block_indptr, list_segment_indptr, segment_entry_indptr, entries, block_bits, bits,
-           new_list_segments, table_start, cursor, keys, True)
-    if block_bits < MAX_BLOCK_BITS:  # a segment took entries from several packed segments: order its buckets
-        _sort_slots(slot_indptr, keys)
-    # row r of segment g is slot r - g's start (its last row, the next segment's first slot, is its end)
-    segment_of_row = np.repeat(np.arange(n_segments, dtype=np.int64), np.diff(table_start))
-    rows = slot_indptr[np.arange(int(table_start[-1]), dtype=np.int64) - segment_of_row]
-    anchor, offsets = anchored(rows)
-    return {"list_segment_indptr": new_list_segments, "summary_table_start": table_start,
-            "summary_bucket_anchor": anchor, "summary_bucket_offsets": offsets, "summary_keys": keys}
-
-
 def table_rows(anchor: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Every table row's entry position (int64)."""
     return np.repeat(np.asarray(anchor, np.int64), 1 << ANCHOR_BITS)[:offsets.shape[0]] + offsets
@@ -127,16 +70,6 @@ def anchored(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("a bucket holds more than 4,096 entries (one per (component, block) pair)")
     dtype = np.uint32 if (rows[-1] if rows.size else 0) < 2**32 else np.int64
     return anchor.astype(dtype), offsets.astype(np.uint16)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sort_slots(slot_indptr: np.ndarray, keys: np.ndarray) -> None:
-    """Sort every bucket's keys (distinct within a bucket)."""
-    for slot in range(slot_indptr.shape[0] - 1):
-        lo = slot_indptr[slot]
-        hi = slot_indptr[slot + 1]
-        if hi - lo > 1:
-            keys[lo:hi] = np.sort(keys[lo:hi])
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
