@@ -223,7 +223,8 @@ def train_docs(args: argparse.Namespace) -> None:
                          lr_warmup_steps=max(1, args.steps // 10), regularizer="idf_flops", doc_reg_weight=args.doc_reg,
                          reg_warmup_steps=max(1, args.steps // 3), checkpoint_every=args.checkpoint_every,
                          snapshot_every=args.snapshot_every, seed=args.seed)
-    listwise = ListwiseConfig(positives=args.positives, negatives=args.negatives, depth=args.depth, scale=args.scale)
+    listwise = ListwiseConfig(positives=args.positives, negatives=args.negatives, depth=args.depth, scale=args.scale,
+                              random=args.random, estimator=args.estimator, dropout=args.dropout)
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps({**vars(args), "kind": "inference_free"}, indent=2))
@@ -264,6 +265,11 @@ def main() -> None:
     d.add_argument("--negatives", type=int, default=6, help="hard negatives per query encoded live")
     d.add_argument("--depth", type=int, default=50, help="hard negatives come from the cached top-N unjudged")
     d.add_argument("--scale", type=float, default=0.235, help="softmax scale (the table fit's learned scale)")
+    d.add_argument("--random", type=int, default=4, help="other documents per query encoded live (sampled)")
+    d.add_argument("--estimator", choices=("sampled", "mixed"), default="sampled",
+                   help="sampled: importance-weighted gradient over the whole collection; mixed: the cross-entropy "
+                        "over live and cached scores (gradient from the live pool only)")
+    d.add_argument("--dropout", action="store_true", help="keep the backbone's dropout in training")
     d.add_argument("--doc-reg", type=float, default=1e-4, help="IDF-aware FLOPS weight")
     d.add_argument("--max-length", type=int, default=256, help="document tokens in training (the cache's length)")
     d.add_argument("--model-max-length", type=int, default=256)

@@ -54,8 +54,8 @@ def test_loss_with_a_fresh_cache_is_the_whole_collection_cross_entropy(tmp_path)
     trainer = ListwiseTrainer(student, [make_collection(student)], config(),
                               ListwiseConfig(positives=1, negatives=1, depth=2, scale=0.5), tmp_path / "run")
     batch = trainer._batch(0)
-    collection, rows, live = batch
-    assert len(rows) == 2 and 0 < len(live) <= 4
+    collection, rows, live, _ = batch
+    assert len(rows) == 2 and 0 < len(live) <= 5
     with torch.no_grad():
         loss = trainer._losses(batch, 0)["rank"]
         queries = query_matrix(student.query_idf, [collection.queries[r] for r in rows])
@@ -66,6 +66,57 @@ def test_loss_with_a_fresh_cache_is_the_whole_collection_cross_entropy(tmp_path)
                 target[i, doc] = grade
         expected = -(target / target.sum(1, keepdim=True) * torch.log_softmax(scores, 1)).sum(1).mean()
     assert float(loss) == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
+
+
+def full_collection_loss(student, collection, rows, scale):
+    """The whole-collection cross-entropy with every document encoded live."""
+    queries = query_matrix(student.query_idf, [collection.queries[r] for r in rows])
+    scores = scale * queries @ student.document_representations(TEXTS).T
+    target = torch.zeros_like(scores)
+    for i, r in enumerate(rows):
+        for doc, grade in JUDGED[r].items():
+            target[i, doc] = grade
+    return -(target / target.sum(1, keepdim=True) * torch.log_softmax(scores, 1)).sum(1).mean()
+
+
+def test_sampled_gradient_is_the_whole_collection_gradient_when_every_stratum_is_drawn(tmp_path):
+    """With all judged, hard and other documents drawn (every weight 1) the surrogate's gradient is exactly the
+    whole-collection cross-entropy's; the "mixed" estimator's loss is that cross-entropy too."""
+    student = make_student(tmp_path)
+    collection = make_collection(student)
+    params = [p for p in student.model.parameters() if p.requires_grad]
+    grads = {}
+    for estimator in ("sampled", "mixed"):
+        trainer = ListwiseTrainer(student, [collection], config(queries_per_batch=3),
+                                  ListwiseConfig(positives=5, negatives=5, depth=5, random=5, scale=0.7,
+                                                 estimator=estimator), tmp_path / estimator)
+        batch = trainer._batch(1)
+        assert sorted(batch[2]) == list(range(5))
+        assert all(weight == 1.0 for pool in batch[3] for _, weight in pool)
+        parts = trainer._losses(batch, 1)
+        loss = parts["surrogate"] if estimator == "sampled" else parts["rank"]
+        grads[estimator] = torch.autograd.grad(loss, params, allow_unused=True)
+    expected = torch.autograd.grad(full_collection_loss(student, collection, batch[1], 0.7), params,
+                                   allow_unused=True)
+    for estimator, got in grads.items():
+        for g, e in zip(got, expected, strict=True):
+            if e is None:
+                assert g is None or torch.count_nonzero(g) == 0
+            else:
+                torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6, msg=estimator)
+
+
+def test_importance_weights_are_stratum_sizes_over_samples(tmp_path):
+    student = make_student(tmp_path)
+    trainer = ListwiseTrainer(student, [make_collection(student)], config(queries_per_batch=1),
+                              ListwiseConfig(positives=1, negatives=1, depth=2, random=1), tmp_path / "run")
+    for step in range(5):
+        collection, rows, live, pools = trainer._batch(step)
+        judged = collection.judged[rows[0]]
+        rest = 5 - len(judged) - len(collection.hard[rows[0]])
+        weights = [w for _, w in pools[0]]
+        assert weights == [float(len(judged)), 2.0, float(rest)][:len(weights)]
+        assert live[pools[0][0][0]] in judged and live[pools[0][1][0]] in collection.hard[rows[0]]
 
 
 def test_hard_negatives_are_the_top_unjudged_documents():
@@ -116,6 +167,10 @@ def test_configuration_errors_are_clear(tmp_path):
                                     query_token_ids(splade.tokenizer, QUERIES), JUDGED)
     with pytest.raises(TremorError, match="inference-free"):
         ListwiseTrainer(splade, [collection], config(), ListwiseConfig(), tmp_path / "run")
+    student = make_student(tmp_path / "if")
+    with pytest.raises(TremorError, match="estimator"):
+        ListwiseTrainer(student, [make_collection(student)], config(), ListwiseConfig(estimator="exact"),
+                        tmp_path / "run")
     with pytest.raises(TremorError, match="no training query"):
         ListwiseCollection("empty", TEXTS, sp.csr_matrix((5, 10)), [np.array([1])], [{}])
     with pytest.raises(TremorError, match="cached vectors"):

@@ -76,8 +76,11 @@ class ListwiseConfig:
 
     positives: int = 2  # judged documents per query encoded live (sampled by grade)
     negatives: int = 6  # hard negatives per query encoded live (sampled from the top ``depth``)
+    random: int = 4  # other documents of the collection per query encoded live (sampled uniformly)
     depth: int = 50
     scale: float = 0.25
+    estimator: str = "sampled"  # "sampled": importance-weighted strata; "mixed": plain cross-entropy over live+cache
+    dropout: bool = False  # keep the backbone's dropout; off by default, so live scores match the cached ones
 
 
 def query_matrix(table: torch.Tensor, queries: Sequence[np.ndarray]) -> torch.Tensor:
@@ -103,6 +106,8 @@ class ListwiseTrainer(Trainer):
             raise TremorError("no training collections")
         if config.regularizer not in ("flops", "idf_flops"):
             raise TremorError(f"unknown regularizer '{config.regularizer}'")
+        if listwise.estimator not in ("sampled", "mixed"):
+            raise TremorError(f"unknown estimator '{listwise.estimator}' (sampled, mixed)")
         self.model = model
         self.collections = list(collections)
         self.config = config
@@ -112,46 +117,81 @@ class ListwiseTrainer(Trainer):
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                            lr=config.learning_rate)
         self.state = TrainState()
+        if not listwise.dropout:  # the cache was encoded without dropout; live vectors are compared with it
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = 0.0
         table = model.query_idf.detach().cpu().numpy()
         for collection in self.collections:
             if collection.cached_scores is None:
                 collection.refresh(table, listwise.depth)
 
-    def _batch(self, step: int) -> tuple[ListwiseCollection, list[int], list[int]]:
-        """(collection, query rows, document rows to encode live)."""
+    def _batch(self, step: int) -> tuple[ListwiseCollection, list[int], list[int], list[list[tuple[int, float]]]]:
+        """(collection, query rows, document rows to encode live, per query its own pool as (position in the live
+        rows, importance weight): the judged, hard-negative and remaining documents are three strata, each sampled
+        uniformly, and a sample's weight is its stratum's size over the samples drawn from it)."""
         rng = random.Random(self.config.seed * 1_000_003 + step)
+        lw = self.listwise
         collection = rng.choices(self.collections, weights=[c.weight for c in self.collections])[0]
+        n_docs = len(collection.texts)
         rows = rng.sample(range(len(collection.queries)), min(self.config.queries_per_batch,
                                                                len(collection.queries)))
         live: list[int] = []
+        pools: list[list[tuple[int, float]]] = []
         for row in rows:
-            judged = collection.judged[row]
-            keys = list(judged)
-            picked: list[int] = []
-            while keys and len(picked) < self.listwise.positives:  # by grade, without replacement
-                choice = rng.choices(range(len(keys)), weights=[judged[k] for k in keys])[0]
-                picked.append(keys.pop(choice))
+            judged = list(collection.judged[row])
             hard = collection.hard[row].tolist()
-            picked += rng.sample(hard, min(self.listwise.negatives, len(hard)))
-            live += [r for r in picked if r not in live]
-        return collection, rows, live
+            taken = set(judged) | set(hard)
+            rest = n_docs - len(taken)
+            strata = [(rng.sample(judged, min(lw.positives, len(judged))), len(judged)),
+                      (rng.sample(hard, min(lw.negatives, len(hard))), len(hard))]
+            randoms: list[int] = []
+            while len(randoms) < min(lw.random, rest):
+                r = rng.randrange(n_docs)
+                if r not in taken and r not in randoms:
+                    randoms.append(r)
+            strata.append((randoms, rest))
+            pool = []
+            for picked, size in strata:
+                for r in picked:
+                    if r not in live:
+                        live.append(r)
+                    pool.append((live.index(r), size / len(picked)))
+            pools.append(pool)
+        return collection, rows, live, pools
 
     def _losses(self, batch, step: int) -> dict[str, torch.Tensor]:
-        collection, rows, live = batch
+        collection, rows, live, pools = batch
         c = self.config
         idf = self.model.query_idf
+        scale = self.listwise.scale
         documents = self.model.document_representations([collection.texts[r] for r in live])  # [M, V]
         queries = query_matrix(idf, [collection.queries[r] for r in rows])  # [B, V]
         live_scores = queries @ documents.float().T  # [B, M]
+        live_index = torch.as_tensor(live, device=live_scores.device)
         scores = torch.as_tensor(collection.cached_scores[rows], device=live_scores.device)
-        scores = scores.index_copy(1, torch.as_tensor(live, device=scores.device), live_scores)
+        scores = scores.index_copy(1, live_index, live_scores)
         target = torch.zeros_like(scores)
         for i, row in enumerate(rows):
             judged = collection.judged[row]
             target[i, list(judged)] = torch.tensor(list(judged.values()), device=scores.device)
         target = target / target.sum(1, keepdim=True)
-        log_p = torch.log_softmax(self.listwise.scale * scores, dim=1)
-        out = {"rank": -(target * log_p).sum(1).mean()}
+        log_p = torch.log_softmax(scale * scores, dim=1)
+        ranking = -(target * log_p).sum(1).mean()
+        if self.listwise.estimator == "mixed":  # the cross-entropy itself: gradient only from the live documents
+            out = {"rank": ranking}
+        else:
+            # d(loss)/d(score_j) = scale · (p_j - t_j) / B for every document j of the collection; each stratum's
+            # samples stand for the whole stratum, so this surrogate's gradient is an unbiased estimate of the
+            # whole-collection gradient through the model (its value is 0; "rank" logs the cross-entropy)
+            with torch.no_grad():
+                residual = (torch.exp(log_p) - target)[:, live_index]  # [B, M]
+                coefficient = torch.zeros_like(residual)
+                for i, pool in enumerate(pools):
+                    for position, weight in pool:
+                        coefficient[i, position] += weight * residual[i, position]
+            surrogate = scale * (coefficient * (live_scores - live_scores.detach())).sum() / len(rows)
+            out = {"rank": ranking.detach(), "surrogate": surrogate}
         contributions = documents.float() * idf
         out["doc_reg"] = idf_flops(contributions, idf) if c.regularizer == "idf_flops" else flops(contributions)
         out["doc_reg"] = quadratic_warmup(step, c.reg_warmup_steps, c.doc_reg_weight) * out["doc_reg"]
