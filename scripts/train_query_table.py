@@ -53,7 +53,7 @@ def encode(args: argparse.Namespace) -> None:
     from tremor.encoders.vector_files import write_vectors
 
     torch.set_num_threads(args.threads)
-    encoder = load_encoder(args.base, device="cpu")
+    encoder = load_encoder(args.base, device="cpu", document_max_length=args.max_length or None)
     for name in DATASETS:
         target = OUT / args.name / "vectors" / f"{name}-docs"
         if target.exists():
@@ -178,6 +178,13 @@ def fit(args: argparse.Namespace) -> None:
     best = max(results, key=lambda k: results[k]["best"]["select"])
     table = np.load(run_dir / results[best]["table_file"])
     save_with_query_table(base, table, run_dir / "model")
+    if args.document_max_length:  # the document length the vectors were encoded at (encode --max-length)
+        settings_file = run_dir / "model" / "tremor_encoder.json"
+        settings = json.loads(settings_file.read_text())
+        settings["document"]["max_length"] = args.document_max_length
+        tmp = settings_file.with_name(settings_file.name + ".tmp")
+        tmp.write_text(json.dumps(settings, indent=2))
+        tmp.replace(settings_file)
     moved = np.flatnonzero(np.abs(table - idf) > 1e-6)
     (run_dir / "selected.json").write_text(json.dumps(
         {"selected": best, "epoch": results[best]["best_epoch"], **results[best]["best"],
@@ -243,7 +250,11 @@ def main() -> None:
         p.add_argument("--base", required=True, help="the inference-free model directory whose documents are frozen")
         p.add_argument("--name", required=True, help="run folder under results/training/splade-tiny")
         p.add_argument("--threads", type=int, default=1)
+    commands.choices["encode"].add_argument("--max-length", type=int, default=0,
+                                            help="document tokens (default: the model's own setting)")
     f = commands.choices["fit"]
+    f.add_argument("--document-max-length", type=int, default=0,
+                   help="record this document length in <name>/model (the length the vectors were encoded at)")
     f.add_argument("--vectors", default="", help="folder with <dataset>-docs vectors of the base model's documents "
                                                  "(default: <name>/vectors, from encode)")
     f.add_argument("--l2", default="1e-3", help="comma-separated grid of the pull towards IDF")
