@@ -20,6 +20,7 @@ from tremor.encoders.bm25 import BM25Encoder
 from tremor.errors import TremorError
 from tremor.index.builder import build_index
 from tremor.index.segments import IndexWriter, is_live, read_commit
+from tremor.index.seismic import SeismicIndex
 from tremor.search import Searcher
 
 WORDS = ["cat", "dog", "mat", "park", "tree", "pond", "duck", "rock", "wave", "fault", "ground", "quake", "ball",
@@ -111,15 +112,18 @@ def test_version_one_directory_still_loads_and_becomes_live(tmp_path):
     assert old.refresh() is True and old.index.n_live == 34  # until it moves to the newest commit
 
 
-def test_live_seismic_index_keeps_the_summary_layout_its_segments_have(tmp_path):
-    # created now: the layout is pinned in the commit, so a later default cannot split the index into two layouts
+def test_live_seismic_index_keeps_the_summary_layout_its_segments_have(tmp_path, monkeypatch):
+    # a later release whose default layout is 4-bit summaries:
+    monkeypatch.setitem(SeismicIndex.BUILD_DEFAULTS, "summary_bits", 4)
+    # an index created under it pins that layout in its commit, so a default change cannot split it into two layouts
     fresh = tmp_path / "fresh"
     with IndexWriter(fresh, index="seismic,lambda=inf") as writer:
         writer.add(random_vectors_docs(30, 1))
         writer.commit()
         assert writer.commit_point["params"]["summary_bits"] == 4
+    assert [part.summary_bits for part in Searcher.load(fresh).index.indexes] == [4]
     # a static index written before summary_bits existed (8-bit summaries, no such parameter) takes new documents
-    # as 8-bit segments, and searches across both
+    # as 8-bit segments, not the new default, and searches across both
     old = tmp_path / "old"
     build_index(random_vectors_docs(30, 2), old, index="seismic,lambda=inf,summary_bits=8", progress=False)
     manifest = json.loads((old / "manifest.json").read_text())

@@ -8,8 +8,8 @@ Build: every posting list is statically pruned to its largest entries (λ, ``n_p
 λ × vocabulary entries, at most ``max_fraction`` × λ per list, or λ per list), split into β × length blocks of
 similar documents (``centroid_fraction``; sampled centroids, assignment by inner product), and each block gets a
 summary: the coordinate-wise maximum of its documents, trimmed to the entries holding α of its L1 mass
-(``summary_energy``) and quantized to 4 bits, stored in the layout of ``tremor.index.seismic_nibble`` (2 bytes per
-entry; ``summary_bits=8``: 8-bit codes in the compact layout of ``tremor.index.seismic_compact``, 3 bytes per entry;
+(``summary_energy``) and quantized to 8 bits, stored in the compact layout of ``tremor.index.seismic_compact`` (3 bytes
+per entry; ``summary_bits=4``: 4-bit codes in the layout of ``tremor.index.seismic_nibble``, 2 bytes per entry;
 indexes written in the earlier packed layout, 4 bytes per entry, are converted when they load). A forward
 index (uint16/int32 components, float16 values) scores
 candidate documents exactly.
@@ -118,9 +118,10 @@ class SeismicIndex:
     BUILD_DEFAULTS: ClassVar[dict] = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4,
                                       "pruning": "global", "max_fraction": 1.5, "min_cluster_size": 2, "doc_cut": 15,
                                       "knn": 0, "seed": 42, "forward": "f16",
-                                      "summary_rounding": "up", "summary_bits": 4}
-    # build parameters whose default changed, with the value indexes got before: a live index created before
-    # keeps building its segments with it (its segments must share one layout)
+                                      "summary_rounding": "up", "summary_bits": 8}
+    # build parameters that fix a stored layout, with the value indexes got before the parameter existed: a live
+    # index pins them when it is created (its segments must share one layout, whatever a later default says), and
+    # one created before keeps building its segments with the old value
     LEGACY_BUILD_DEFAULTS: ClassVar[dict] = {"summary_bits": 8}
     # build defaults are the paper's (and pyseismic-lsr's); the search defaults reach recall@10 >= 0.95 on the
     # synthetic SPLADE-like set and on BM25 vectors of scifact and nfcorpus (scripts/bench_index.py)

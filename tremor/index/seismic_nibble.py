@@ -25,6 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tremor.index.intrinsics import prefetch
+
 KEY_BITS = 12  # component and block bits of a key (the other 4 hold the code)
 ANCHOR_BITS = 4  # table rows per anchor: 16
 MIN_BLOCK_BITS = 4
@@ -98,6 +100,11 @@ def add_segment(segment: int, base: int, b_bits: int, table_start: np.ndarray, a
                     block_weight[blk] += weight
         return
     low_mask = (1 << c_bits) - 1
+    # a long list's table has ~2,000 rows per segment: start every query component's row on its way first, so the
+    # cache misses overlap instead of following one another through the binary searches
+    for p in range(q_indices.shape[0]):
+        if q_indices[p] < n_terms:
+            prefetch(offsets, row + (np.int64(q_indices[p]) >> c_bits))
     for p in range(q_indices.shape[0]):
         comp = np.int64(q_indices[p])
         if comp >= n_terms:
