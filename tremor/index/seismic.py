@@ -140,7 +140,6 @@ class SeismicIndex:
         self.max_blocks = int(np.diff(self.list_block_indptr).max()) if self.vocab_size else 0
         # 4-bit summaries (seismic_nibble): block and code inside the 16-bit key
         self.summary_bits = 4 if "summary_table_start" in arrays else 8
-        self.block_bits = compact.SEGMENT_BITS  # of the 8-bit layout; a 4-bit list's own depends on its length
         self.n_bucket = compact.n_buckets(self.vocab_size)
         self._scratch = threading.local()
         self._kernel_args: tuple | None = None
