@@ -551,7 +551,7 @@ class SeismicIndex:
 
     @property
     def n_summary_segments(self) -> int:
-        """Summary segments (of 2**block_bits blocks of one list) in the index."""
+        """Summary segments in the index (runs of one list's blocks that share a bucket table)."""
         return int(self.list_segment_indptr[-1])
 
     @property

@@ -132,8 +132,6 @@ def gather_dot(typingctx, q_dense, components, values, start, end):
     return types.float32(q_dense, components, values, start, end), codegen
 
 
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _splitmix64(state: np.uint64) -> tuple:
     """One step of SplitMix64: (next state, 64 random bits). Deterministic on every thread."""

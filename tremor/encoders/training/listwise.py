@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from tremor.encoders.training.losses import flops, idf_flops, quadratic_warmup
-from tremor.encoders.training.trainer import TrainableSparseModel, TrainConfig, Trainer, TrainState, resolve_device
+from tremor.encoders.training.trainer import TrainableSparseModel, TrainConfig, Trainer
 from tremor.errors import TremorError
 
 
@@ -104,19 +104,11 @@ class ListwiseTrainer(Trainer):
             raise TremorError("listwise document training needs an inference-free student (a query weight table)")
         if not collections:
             raise TremorError("no training collections")
-        if config.regularizer not in ("flops", "idf_flops"):
-            raise TremorError(f"unknown regularizer '{config.regularizer}'")
         if listwise.estimator not in ("sampled", "mixed"):
             raise TremorError(f"unknown estimator '{listwise.estimator}' (sampled, mixed)")
-        self.model = model
+        self._prepare(model, config, out_dir)
         self.collections = list(collections)
-        self.config = config
         self.listwise = listwise
-        self.out_dir = Path(out_dir)
-        self.device = resolve_device(config.device)
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                           lr=config.learning_rate)
-        self.state = TrainState()
         if not listwise.dropout:  # the cache was encoded without dropout; live vectors are compared with it
             for module in model.modules():
                 if isinstance(module, torch.nn.Dropout):

@@ -103,13 +103,18 @@ class Trainer:
         if config.contrastive_weight > 0 and config.loss == "contrastive":
             raise TremorError("contrastive_weight adds a contrastive term to a distillation loss (kl, margin_mse); "
                               "with loss 'contrastive' it is already the ranking loss")
-        if config.regularizer not in ("flops", "idf_flops"):
-            raise TremorError(f"unknown regularizer '{config.regularizer}'")
         if config.regularizer == "idf_flops" and model.query_idf is None:
             raise TremorError("idf_flops applies to inference-free students (a model with a query IDF table)")
-        self.model = model
+        self._prepare(model, config, out_dir)
         self.examples = list(examples)
         self.corpus = corpus
+
+    def _prepare(self, model: TrainableSparseModel, config: TrainConfig, out_dir: str | Path) -> None:
+        """What every trainer holds: the model, its configuration (regularizer checked), output directory, device,
+        optimizer over the trainable parameters and a fresh training state."""
+        if config.regularizer not in ("flops", "idf_flops"):
+            raise TremorError(f"unknown regularizer '{config.regularizer}'")
+        self.model = model
         self.config = config
         self.out_dir = Path(out_dir)
         self.device = resolve_device(config.device)
